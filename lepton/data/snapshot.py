@@ -1,0 +1,117 @@
+"""Snapshots: turn a source into a dataset or labelset manifest whose
+objects are all in the store. Nothing is registered here; the caller
+registers the manifest once every object it names is stored, so a crash
+leaves only unreferenced objects, never a visible half version."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pandas as pd
+
+from lepton.data.chunks import read_chunks, write_chunks
+from lepton.data.sources import MAX_LISTED, LoadedTable, SourceFile, check_key
+from lepton.errors import InvalidInput
+from lepton.manifest import FileEntry, Labelset, Manifest, Parent, TableDataset, TreeDataset
+from lepton.store.fs import Location
+from lepton.store.objects import ObjectStore
+
+Progress = Callable[[int], None]
+TREE_WORKERS = 4
+
+
+def snapshot_table(
+    store: ObjectStore,
+    name: str,
+    table: LoadedTable,
+    key: str | None,
+    progress: Progress | None = None,
+) -> TableDataset:
+    if key is not None:
+        check_key(table, key)
+    columns, chunks = write_chunks(store, table.frame, key, table.source, progress)
+    return TableDataset(name=name, key=key, columns=columns, rows=len(table.frame), chunks=chunks)
+
+
+def snapshot_tree(
+    store: ObjectStore,
+    name: str,
+    source: Location,
+    files: list[SourceFile],
+    progress: Progress | None = None,
+) -> TreeDataset:
+    def put(f: SourceFile) -> FileEntry:
+        if source.is_local:
+            key, size = store.put_file(f.path)
+        else:
+            with source.fs.open(f.path, "rb") as stream:
+                key, size = store.put_stream(stream)
+        if progress:
+            progress(size)
+        return FileEntry(path=f.rel, size=size, id=key)
+
+    with ThreadPoolExecutor(TREE_WORKERS) as pool:
+        entries = tuple(pool.map(put, files))
+    return TreeDataset(name=name, files=entries, size=sum(e.size for e in entries))
+
+
+def dataset_keys(store: ObjectStore, dataset: Manifest, ref: str) -> pd.Series:
+    """The sample ids of a dataset: its key column, or its file paths."""
+    if isinstance(dataset, TreeDataset):
+        return pd.Series([f.path for f in dataset.files])
+    if isinstance(dataset, TableDataset):
+        if dataset.key is None:
+            raise InvalidInput(
+                f"dataset {ref} has no key column, so labels cannot point at its rows; "
+                "snapshot it again with --key COLUMN"
+            )
+        return read_chunks(store, dataset.chunks, [dataset.key])[dataset.key]
+    raise InvalidInput(f"{ref} is a {dataset.kind}, not a dataset")
+
+
+def snapshot_labels(
+    store: ObjectStore,
+    name: str,
+    table: LoadedTable,
+    *,
+    dataset: Manifest,
+    dataset_id: str,
+    dataset_ref: str,
+    key: str,
+    label: str,
+    progress: Progress | None = None,
+) -> Labelset:
+    check_key(table, key)
+    frame = table.frame
+    if label not in frame.columns:
+        cols = ", ".join(frame.columns[:20])
+        raise InvalidInput(f"{table.source}: label column '{label}' not found; columns are: {cols}")
+    if label == key:
+        raise InvalidInput(f"{table.source}: the label column cannot also be the key column")
+    empty = frame.index[frame[label].isna()]
+    if len(empty):
+        where = ", ".join(table.line_of(i) for i in empty[:MAX_LISTED])
+        raise InvalidInput(f"{table.source}: label column '{label}' is empty at {where}")
+    known = set(dataset_keys(store, dataset, dataset_ref).astype(str))
+    missing = ~frame[key].astype(str).isin(known)
+    if missing.any():
+        idx = frame.index[missing]
+        shown = ", ".join(f"{frame.at[i, key]!r} ({table.line_of(i)})" for i in idx[:MAX_LISTED])
+        raise InvalidInput(
+            f"{table.source}: {int(missing.sum())} label key(s) are not samples of dataset "
+            f"{dataset_ref}; first: {shown}"
+        )
+    counts = frame[label].astype(str).value_counts()
+    classes = {str(k): int(v) for k, v in sorted(counts.items())}
+    columns, chunks = write_chunks(store, frame, key, table.source, progress)
+    return Labelset(
+        name=name,
+        key=key,
+        label=label,
+        classes=classes,
+        columns=columns,
+        rows=len(frame),
+        chunks=chunks,
+        parents=(Parent(id=dataset_id, role="dataset"),),
+    )

@@ -1,0 +1,211 @@
+"""Reading user sources: tables (CSV, TSV, Parquet, JSON Lines, or a pandas
+DataFrame) and file trees, from a local path or s3://. Every failure is one
+clear InvalidInput/NotFound naming the file and, where there is one, the
+line, row or column."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lepton.errors import InvalidInput, NotFound
+from lepton.store.fs import Location
+
+TABLE_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+MAX_LISTED = 10
+
+
+@dataclass(frozen=True)
+class LoadedTable:
+    """A source read into memory; ``line_of(i)`` names row i as the user sees it."""
+
+    frame: pd.DataFrame
+    source: str
+    fmt: str
+
+    def line_of(self, i: int) -> str:
+        if self.fmt in ("csv", "tsv"):
+            return f"line {i + 2}"  # 1-based, after the header line
+        if self.fmt == "jsonl":
+            return f"line {i + 1}"
+        return f"row {i + 1}"
+
+
+def table_format(path: str) -> str:
+    name = path.lower().removesuffix(".gz")
+    for ext, fmt in TABLE_FORMATS.items():
+        if name.endswith(ext):
+            return fmt
+    known = ", ".join(sorted(TABLE_FORMATS))
+    raise InvalidInput(f"{path}: unknown table format; use one of {known} (optionally .gz)")
+
+
+def read_table(location: Location, path: str, label: str | None = None) -> LoadedTable:
+    """Read one table file; ``label`` is how errors name it (default: the path)."""
+    src = label or path
+    fmt = table_format(path)
+    fs = location.fs
+    if not fs.exists(path):
+        raise NotFound(f"{src}: no such file")
+    if fs.isdir(path):
+        raise InvalidInput(f"{src}: is a folder; a table source must be one file")
+    if fs.size(path) == 0:
+        raise InvalidInput(f"{src}: the file is empty")
+    with fs.open(path, "rb", compression="infer") as f:
+        frame = _parse(f, fmt, src)
+    if len(frame.columns) == 0:
+        raise InvalidInput(f"{src}: no columns")
+    if len(frame) == 0:
+        raise InvalidInput(f"{src}: no data rows (only a header)")
+    frame.columns = [str(c) for c in frame.columns]
+    return LoadedTable(frame, src, fmt)
+
+
+def from_frame(frame: pd.DataFrame, label: str = "<DataFrame>") -> LoadedTable:
+    if not isinstance(frame, pd.DataFrame):
+        raise InvalidInput(f"{label}: expected a pandas DataFrame, got {type(frame).__name__}")
+    if len(frame) == 0 or len(frame.columns) == 0:
+        raise InvalidInput(f"{label}: the DataFrame is empty")
+    frame = frame.reset_index(drop=True)
+    frame.columns = [str(c) for c in frame.columns]
+    return LoadedTable(frame, label, "frame")
+
+
+def _parse(f, fmt: str, src: str) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    try:
+        if fmt in ("csv", "tsv"):
+            return pd.read_csv(f, sep="," if fmt == "csv" else "\t", encoding="utf-8")
+        if fmt == "parquet":
+            return pq.read_table(f).to_pandas()
+        return _read_jsonl(f, src)
+    except pd.errors.EmptyDataError as e:
+        raise InvalidInput(f"{src}: the file has no columns") from e
+    except pd.errors.ParserError as e:
+        detail = str(e).replace("Error tokenizing data. C error: ", "").strip()
+        raise InvalidInput(f"{src}: malformed {fmt.upper()}: {detail}") from e
+    except UnicodeDecodeError as e:
+        raise InvalidInput(f"{src}: not UTF-8 text (bad byte at offset {e.start})") from e
+    except (pa.ArrowInvalid, OSError) as e:
+        raise InvalidInput(f"{src}: not a readable {fmt} file: {e}") from e
+
+
+def _read_jsonl(f, src: str) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    records = []
+    for n, raw in enumerate(io.TextIOWrapper(f, encoding="utf-8"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            rec = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise InvalidInput(f"{src}: malformed JSON on line {n}: {e.msg}") from e
+        if not isinstance(rec, dict):
+            raise InvalidInput(f"{src}: line {n} is not a JSON object")
+        records.append(rec)
+    return pd.DataFrame.from_records(records)
+
+
+def check_key(table: LoadedTable, key: str, role: str = "key") -> None:
+    """The key column exists, has no nulls and no duplicates."""
+    frame = table.frame
+    if key not in frame.columns:
+        cols = ", ".join(map(str, frame.columns[:20]))
+        raise InvalidInput(f"{table.source}: {role} column '{key}' not found; columns are: {cols}")
+    nulls = frame.index[frame[key].isna()]
+    if len(nulls):
+        where = ", ".join(table.line_of(i) for i in nulls[:MAX_LISTED])
+        raise InvalidInput(f"{table.source}: {role} column '{key}' is empty at {where}")
+    dup = frame[key].duplicated(keep=False)
+    if dup.any():
+        first = frame.loc[dup, key]
+        shown = []
+        for value, idx in first.groupby(first, sort=False).groups.items():
+            lines = ", ".join(table.line_of(i) for i in list(idx)[:3])
+            shown.append(f"{value!r} ({lines})")
+            if len(shown) >= MAX_LISTED:
+                break
+        n = int(first.nunique())
+        raise InvalidInput(
+            f"{table.source}: {role} column '{key}' has {n} duplicate value(s): " + "; ".join(shown)
+        )
+
+
+# ---- file trees -------------------------------------------------------------
+@dataclass(frozen=True)
+class SourceFile:
+    rel: str  # posix path relative to the tree root
+    path: str  # path on the source filesystem
+    size: int
+
+
+def safe_rel(rel: str, src: str) -> str:
+    """Reject relative paths that could escape a folder on checkout."""
+    p = PurePosixPath(rel)
+    if (
+        not rel
+        or "\x00" in rel
+        or "\\" in rel
+        or p.is_absolute()
+        or any(part in ("", ".", "..") for part in rel.split("/"))
+    ):
+        raise InvalidInput(f"{src}: unsafe file name {rel!r}")
+    return rel
+
+
+def list_tree(location: Location, root: str, label: str | None = None) -> list[SourceFile]:
+    src = label or root
+    fs = location.fs
+    if not fs.exists(root):
+        raise NotFound(f"{src}: no such folder")
+    if not fs.isdir(root):
+        raise InvalidInput(f"{src}: is a file; a tree source must be a folder")
+    files = list(_walk_local(root, src) if location.is_local else _walk_remote(fs, root, src))
+    if not files:
+        raise InvalidInput(f"{src}: the folder has no files")
+    return sorted(files, key=lambda f: f.rel)
+
+
+def _walk_local(root: str, src: str) -> Iterator[SourceFile]:
+    base = Path(root).resolve()
+    for folder, dirs, names in os.walk(base, followlinks=False):
+        for d in list(dirs):
+            full = Path(folder, d)
+            if full.is_symlink():
+                _check_link(full, base, src)
+                dirs.remove(d)  # do not follow linked folders: they could loop
+        for n in names:
+            full = Path(folder, n)
+            if full.is_symlink():
+                _check_link(full, base, src)
+            if not full.is_file():
+                continue
+            rel = safe_rel(full.relative_to(base).as_posix(), src)
+            yield SourceFile(rel, str(full), full.stat().st_size)
+
+
+def _check_link(full: Path, base: Path, src: str) -> None:
+    target = full.resolve()
+    if not target.is_relative_to(base):
+        raise InvalidInput(f"{src}: symlink {full.relative_to(base)} points outside the folder")
+
+
+def _walk_remote(fs, root: str, src: str) -> Iterator[SourceFile]:  # type: ignore[no-untyped-def]
+    prefix = root.rstrip("/") + "/"
+    for path, info in sorted(fs.find(root, detail=True).items()):
+        if info.get("type") == "directory" or path.endswith("/"):
+            continue
+        yield SourceFile(safe_rel(path.removeprefix(prefix), src), path, int(info["size"]))

@@ -1,0 +1,163 @@
+"""Manifests: canonical JSON documents describing one artifact each.
+
+The artifact id is the hash of the canonical bytes (sorted keys, fixed
+separators, UTF-8), so the same content always gets the same id. Every
+manifest carries a format version, its kind, its parents by id and role,
+and the run that made it (None for a manual snapshot). Things that do not
+define the content (message, creator, time) live in the registry and its
+log, not here: snapshotting identical data twice yields one id.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from lepton import hashing
+from lepton.errors import IntegrityError, InvalidInput
+
+FORMAT_VERSION = 1
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def validate_name(name: str, what: str = "name") -> str:
+    """Names are plain identifiers: no path separators, no '..', no control chars."""
+    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
+        raise InvalidInput(
+            f"invalid {what} {name!r}: use letters, digits, '.', '_' and '-' "
+            "(start with a letter or digit, no '..', at most 128 characters)"
+        )
+    return name
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Parent(Frozen):
+    id: str
+    role: str
+
+    @field_validator("id")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        if not hashing.is_key(v):
+            raise ValueError(f"parent id {v!r} is not a content key")
+        return v
+
+
+class Column(Frozen):
+    name: str
+    type: str
+
+
+class Chunk(Frozen):
+    """One Parquet object holding a contiguous run of rows."""
+
+    id: str
+    rows: int = Field(ge=0)
+
+
+class FileEntry(Frozen):
+    path: str
+    size: int = Field(ge=0)
+    id: str
+
+
+class Manifest(Frozen):
+    """Base of every manifest. Subclasses fix ``kind`` (and ``layout``)."""
+
+    TYPE: ClassVar[str] = ""
+    format: int = FORMAT_VERSION
+    kind: str
+    name: str
+    parents: tuple[Parent, ...] = ()
+    run: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        validate_name(v)
+        return v
+
+    def canonical_bytes(self) -> bytes:
+        return canonical_json(self.model_dump(mode="json"))
+
+    def compute_id(self) -> str:
+        return hashing.hash_bytes(self.canonical_bytes())
+
+    def parent(self, role: str) -> str | None:
+        return next((p.id for p in self.parents if p.role == role), None)
+
+
+class TableDataset(Manifest):
+    """A table: rows in content-defined chunks, each a Parquet object."""
+
+    kind: Literal["dataset"] = "dataset"
+    layout: Literal["table"] = "table"
+    key: str | None = None
+    columns: tuple[Column, ...]
+    rows: int = Field(ge=0)
+    chunks: tuple[Chunk, ...]
+
+
+class TreeDataset(Manifest):
+    """A file tree: every file an object, entries sorted by path."""
+
+    kind: Literal["dataset"] = "dataset"
+    layout: Literal["tree"] = "tree"
+    files: tuple[FileEntry, ...]
+    size: int = Field(ge=0)
+
+
+class Labelset(Manifest):
+    """Labels keyed by sample id, pointing at the dataset they label (parent role 'dataset')."""
+
+    kind: Literal["labelset"] = "labelset"
+    key: str
+    label: str
+    classes: dict[str, int]
+    columns: tuple[Column, ...]
+    rows: int = Field(ge=0)
+    chunks: tuple[Chunk, ...]
+
+
+def canonical_json(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _manifest_type(doc: dict[str, Any]) -> type[Manifest]:
+    kind, layout = doc.get("kind"), doc.get("layout")
+    for cls in MANIFEST_TYPES:
+        fields = cls.model_fields
+        if fields["kind"].default == kind and (
+            "layout" not in fields or fields["layout"].default == layout
+        ):
+            return cls
+    raise IntegrityError(f"unknown manifest kind {kind!r} (layout {layout!r})")
+
+
+def parse_manifest(data: bytes, expected_id: str | None = None) -> Manifest:
+    """Read a manifest object; the reader is picked by kind and format version."""
+    try:
+        doc = json.loads(data)
+    except ValueError as e:
+        raise IntegrityError(f"manifest {expected_id or ''} is not JSON: {e}") from e
+    if not isinstance(doc, dict):
+        raise IntegrityError(f"manifest {expected_id or ''} is not a JSON object")
+    fmt = doc.get("format")
+    if fmt != FORMAT_VERSION:
+        raise IntegrityError(
+            f"manifest {expected_id or ''} has format {fmt!r}; this Lepton reads {FORMAT_VERSION}"
+        )
+    try:
+        return _manifest_type(doc).model_validate(doc)
+    except ValidationError as e:
+        raise IntegrityError(f"manifest {expected_id or ''} is invalid: {e}") from e
+
+
+# Readers, most specific first. Later kinds (component, model, ...) are added here.
+MANIFEST_TYPES: tuple[type[Manifest], ...] = (TableDataset, TreeDataset, Labelset)

@@ -1,0 +1,384 @@
+"""The registry: an SQL index over the store and the home of movable refs.
+
+Every write happens in one transaction that also appends an event record
+to the store's log (the journal), so the registry can be rebuilt from the
+store alone. Version numbers come from an atomic per-name counter, so two
+processes registering at once get distinct, contiguous versions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+from sqlalchemy.exc import OperationalError
+
+from lepton import hashing
+from lepton.errors import AmbiguousRef, Conflict, InvalidInput, NotFound, StorageError
+from lepton.manifest import validate_name
+from lepton.registry import schema as t
+from lepton.registry.entities import Alias, AliasMove, ArtifactVersion, Run
+
+RESERVED_ALIASES = {"latest"}
+_VERSION_RE = re.compile(r"^v(\d+)$")
+_HEX_RE = re.compile(r"^(?:blake3:)?([0-9a-f]{4,64})$")
+
+
+class Journal(Protocol):
+    """Where the registry appends its event records (the store's log)."""
+
+    def append_record(self, category: str, record: dict[str, Any]) -> str: ...
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(ts: datetime | None) -> datetime | None:
+    if ts is not None and ts.tzinfo is None:
+        return ts.replace(tzinfo=UTC)
+    return ts
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return ts.isoformat() if ts else None
+
+
+class Registry:
+    def __init__(self, engine: Engine, journal: Journal | None) -> None:
+        self.engine = engine
+        self.journal = journal
+
+    # ---- plumbing ---------------------------------------------------------
+    def _insert(self, table):  # type: ignore[no-untyped-def]
+        if self.engine.dialect.name == "postgresql":
+            return pg_insert(table)
+        return sqlite_insert(table)
+
+    def _write(self, fn: Callable[[Connection], Any]) -> Any:
+        try:
+            with self.engine.begin() as conn:
+                return fn(conn)
+        except SAIntegrityError as e:
+            raise Conflict(f"registry write conflicts with an existing row: {e.orig}") from e
+        except OperationalError as e:
+            raise StorageError(f"registry: {e.orig}") from e
+
+    def _log(self, category: str, record: dict[str, Any]) -> None:
+        if self.journal is not None:
+            self.journal.append_record(category, record)
+
+    # ---- artifacts --------------------------------------------------------
+    def register(
+        self,
+        *,
+        id: str,
+        kind: str,
+        name: str,
+        parents: Iterable[tuple[str, str]] = (),
+        creator: str | None = None,
+        message: str | None = None,
+        meta: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        created_at: datetime | None = None,
+        version: int | None = None,
+        dedupe_latest: bool = True,
+        journal: bool = True,
+    ) -> tuple[ArtifactVersion, bool]:
+        """Add a version of ``name`` pointing at artifact ``id``.
+
+        Returns (version, created). When the latest version already has this
+        id and ``dedupe_latest`` is set, nothing is written (created=False).
+        ``version`` is only given by a rebuild replaying the log.
+        """
+        validate_name(name)
+        parents = list(parents)
+
+        def tx(conn: Connection) -> tuple[ArtifactVersion, bool]:
+            if dedupe_latest:
+                latest = self._latest_row(conn, name)
+                if latest is not None and latest.id == id:
+                    return self._entity(latest), False
+            number = self._next_version(conn, name, kind, version)
+            row = {
+                "name": name,
+                "version": number,
+                "id": id,
+                "kind": kind,
+                "created_at": created_at or now(),
+                "creator": creator,
+                "message": message,
+                "meta": json.dumps(meta or {}, sort_keys=True),
+                "run_id": run_id,
+            }
+            conn.execute(t.artifacts.insert().values(**row))
+            if parents:
+                conn.execute(
+                    self._insert(t.edges).on_conflict_do_nothing(),
+                    [{"child_id": id, "parent_id": p, "role": r} for p, r in parents],
+                )
+            if journal:
+                self._log(
+                    "registry",
+                    {"event": "register", **row, "created_at": _iso(row["created_at"])},
+                )
+            return self._entity(row), True
+
+        return self._write(tx)
+
+    def _next_version(self, conn: Connection, name: str, kind: str, version: int | None) -> int:
+        """Atomically bump the per-name counter (or, on rebuild, raise it to ``version``)."""
+        bumped = t.names.c.last_version + 1 if version is None else _greatest(conn, version)
+        stmt = (
+            self._insert(t.names)
+            .values(name=name, kind=kind, last_version=version or 1)
+            .on_conflict_do_update(index_elements=["name"], set_={"last_version": bumped})
+            .returning(t.names.c.last_version, t.names.c.kind)
+        )
+        got = conn.execute(stmt).one()
+        if got.kind != kind:
+            raise Conflict(f"'{name}' is a {got.kind}, not a {kind}")
+        return version if version is not None else int(got.last_version)
+
+    def _latest_row(self, conn: Connection, name: str):  # type: ignore[no-untyped-def]
+        q = (
+            select(t.artifacts)
+            .where(t.artifacts.c.name == name)
+            .order_by(t.artifacts.c.version.desc())
+            .limit(1)
+        )
+        return conn.execute(q).first()
+
+    @staticmethod
+    def _entity(row: Any) -> ArtifactVersion:
+        m = row._mapping if hasattr(row, "_mapping") else row
+        meta = m["meta"]
+        return ArtifactVersion(
+            name=m["name"],
+            version=m["version"],
+            id=m["id"],
+            kind=m["kind"],
+            created_at=_aware(m["created_at"]),
+            creator=m["creator"],
+            message=m["message"],
+            meta=json.loads(meta) if isinstance(meta, str) else (meta or {}),
+            run_id=m["run_id"],
+        )
+
+    def _rows(self, q) -> list[ArtifactVersion]:  # type: ignore[no-untyped-def]
+        with self.engine.connect() as conn:
+            return [self._entity(r) for r in conn.execute(q)]
+
+    def versions(self, name: str) -> list[ArtifactVersion]:
+        q = select(t.artifacts).where(t.artifacts.c.name == name).order_by(t.artifacts.c.version)
+        rows = self._rows(q)
+        if not rows:
+            raise NotFound(self._missing_name(name))
+        return rows
+
+    def get(self, name: str, version: int) -> ArtifactVersion:
+        q = select(t.artifacts).where(
+            t.artifacts.c.name == name, t.artifacts.c.version == version
+        )
+        rows = self._rows(q)
+        if not rows:
+            if not self.has_name(name):
+                raise NotFound(self._missing_name(name))
+            last = self.versions(name)[-1].version
+            raise NotFound(f"{name} has no version v{version} (latest is v{last})")
+        return rows[0]
+
+    def latest(self, name: str) -> ArtifactVersion:
+        return self.versions(name)[-1]
+
+    def has_name(self, name: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.names.c.name).where(t.names.c.name == name)).first() is not None
+
+    def names(self, kind: str | None = None) -> list[tuple[str, str, int]]:
+        q = select(t.names.c.name, t.names.c.kind, t.names.c.last_version).order_by(t.names.c.name)
+        if kind:
+            q = q.where(t.names.c.kind == kind)
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(q)]
+
+    def by_id(self, id: str) -> list[ArtifactVersion]:
+        q = select(t.artifacts).where(t.artifacts.c.id == id).order_by(t.artifacts.c.pk)
+        return self._rows(q)
+
+    def _missing_name(self, name: str) -> str:
+        return f"no artifact named '{name}' in the registry"
+
+    # ---- refs -------------------------------------------------------------
+    def resolve(self, ref: str) -> ArtifactVersion:
+        """NAME, NAME@vN, NAME@latest, NAME@ALIAS, or an id prefix (>= 4 hex digits)."""
+        if not isinstance(ref, str) or not ref or "\x00" in ref:
+            raise InvalidInput(f"invalid ref {ref!r}")
+        if "@" in ref:
+            name, _, selector = ref.partition("@")
+            validate_name(name, "name in ref")
+            if selector == "latest":
+                return self.latest(name)
+            if m := _VERSION_RE.match(selector):
+                return self.get(name, int(m.group(1)))
+            validate_name(selector, "alias in ref")
+            alias = self.alias(name, selector)
+            return self.get(name, alias.version)
+        if self.has_name(ref):
+            return self.latest(ref)
+        if m := _HEX_RE.match(ref):
+            return self._by_prefix(m.group(1), ref)
+        validate_name(ref, "ref")
+        raise NotFound(self._missing_name(ref))
+
+    def _by_prefix(self, prefix: str, ref: str) -> ArtifactVersion:
+        like = f"{hashing.ALGORITHM}:{prefix}%"
+        q = select(t.artifacts).where(t.artifacts.c.id.like(like)).order_by(t.artifacts.c.pk)
+        rows = self._rows(q)
+        ids = sorted({r.id for r in rows})
+        if not ids:
+            raise NotFound(f"no artifact named '{ref}' and no artifact id starts with {prefix}")
+        if len(ids) > 1:
+            shown = ", ".join(
+                f"{hashing.short(i)} ({next(r.ref for r in rows if r.id == i)})" for i in ids[:10]
+            )
+            raise AmbiguousRef(f"id prefix {prefix} is ambiguous: it matches {shown}")
+        return rows[-1]
+
+    # ---- aliases ----------------------------------------------------------
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        creator: str | None = None,
+        reason: str | None = None,
+        moved_at: datetime | None = None,
+        journal: bool = True,
+    ) -> AliasMove:
+        validate_name(alias, "alias")
+        if alias in RESERVED_ALIASES or _VERSION_RE.match(alias):
+            raise InvalidInput(f"'{alias}' is reserved and cannot be used as an alias")
+        target = self.get(name, version)
+
+        def tx(conn: Connection) -> AliasMove:
+            key = (t.aliases.c.name == name) & (t.aliases.c.alias == alias)
+            prev = conn.execute(select(t.aliases.c.version).where(key)).scalar()
+            ts = moved_at or now()
+            values = {"version": version, "id": target.id, "updated_at": ts}
+            stmt = self._insert(t.aliases).values(name=name, alias=alias, **values)
+            conn.execute(stmt.on_conflict_do_update(index_elements=["name", "alias"], set_=values))
+            move = {
+                "name": name,
+                "alias": alias,
+                "version": version,
+                "id": target.id,
+                "previous_version": prev,
+                "moved_at": ts,
+                "creator": creator,
+                "reason": reason,
+            }
+            conn.execute(t.alias_history.insert().values(**move))
+            if journal:
+                self._log("registry", {"event": "alias", **move, "moved_at": _iso(ts)})
+            return AliasMove(**move)
+
+        return self._write(tx)
+
+    def alias(self, name: str, alias: str) -> Alias:
+        q = select(t.aliases).where(t.aliases.c.name == name, t.aliases.c.alias == alias)
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        if row is None:
+            if not self.has_name(name):
+                raise NotFound(self._missing_name(name))
+            raise NotFound(f"{name} has no alias '{alias}'")
+        m = row._mapping
+        return Alias(**{**m, "updated_at": _aware(m["updated_at"])})
+
+    def aliases(self, name: str) -> list[Alias]:
+        q = select(t.aliases).where(t.aliases.c.name == name).order_by(t.aliases.c.alias)
+        with self.engine.connect() as conn:
+            return [
+                Alias(**{**r._mapping, "updated_at": _aware(r.updated_at)})
+                for r in conn.execute(q)
+            ]
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
+        q = select(t.alias_history).where(t.alias_history.c.name == name)
+        if alias:
+            q = q.where(t.alias_history.c.alias == alias)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(t.alias_history.c.pk)).all()
+        return [
+            AliasMove(**{k: v for k, v in r._mapping.items() if k != "pk"} | {"moved_at": _aware(r.moved_at)})
+            for r in rows
+        ]
+
+    # ---- runs -------------------------------------------------------------
+    def start_run(
+        self,
+        id: str,
+        *,
+        flow_run_id: str | None = None,
+        params: dict[str, Any] | None = None,
+        creator: str | None = None,
+    ) -> Run:
+        row = {
+            "id": id,
+            "flow_run_id": flow_run_id,
+            "status": "running",
+            "started_at": now(),
+            "ended_at": None,
+            "creator": creator,
+            "params": json.dumps(params or {}, sort_keys=True),
+        }
+
+        def tx(conn: Connection) -> None:
+            conn.execute(t.runs.insert().values(**row))
+            self._log("registry", {"event": "run", **row, "started_at": _iso(row["started_at"])})
+
+        self._write(tx)
+        return self.get_run(id)
+
+    def finish_run(self, id: str, status: str) -> Run:
+        def tx(conn: Connection) -> None:
+            ts = now()
+            conn.execute(t.runs.update().where(t.runs.c.id == id).values(status=status, ended_at=ts))
+            self._log("registry", {"event": "run_end", "id": id, "status": status, "ended_at": _iso(ts)})
+
+        self._write(tx)
+        return self.get_run(id)
+
+    def get_run(self, id: str) -> Run:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.runs).where(t.runs.c.id == id)).first()
+        if row is None:
+            raise NotFound(f"no run {id}")
+        return _run(row)
+
+    def runs(self, limit: int = 50) -> list[Run]:
+        q = select(t.runs).order_by(t.runs.c.started_at.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [_run(r) for r in conn.execute(q)]
+
+
+def _run(row: Any) -> Run:
+    m = dict(row._mapping)
+    m["params"] = json.loads(m["params"] or "{}")
+    m["started_at"] = _aware(m["started_at"])
+    m["ended_at"] = _aware(m["ended_at"])
+    return Run(**m)
+
+
+def _greatest(conn: Connection, version: int):  # type: ignore[no-untyped-def]
+    fn = func.greatest if conn.dialect.name == "postgresql" else func.max
+    return fn(t.names.c.last_version, version)

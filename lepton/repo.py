@@ -1,0 +1,293 @@
+"""A repository: one object store plus one registry, and the operations
+users run on them. This is the Python API behind the `lepton` command.
+
+    import lepton
+    repo = lepton.open_repo(".")                 # reads ./lepton.toml
+    v = repo.snapshot_data("iris", "iris.csv", key="id")
+    repo.snapshot_labels("iris-labels", "labels.csv", dataset="iris@latest",
+                         key="id", label="species")
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lepton.config import Settings, find_config, load_settings, write_config
+from lepton.data import checkout as _checkout
+from lepton.data import diff as _diff
+from lepton.data import snapshot as _snap
+from lepton.data import sources
+from lepton.errors import InvalidInput, LeptonError
+from lepton.manifest import (
+    Labelset,
+    Manifest,
+    TableDataset,
+    TreeDataset,
+    parse_manifest,
+    validate_name,
+)
+from lepton.registry import Registry, lineage, make_engine, migrate
+from lepton.registry.entities import AliasMove, ArtifactVersion, Lineage
+from lepton.registry.rebuild import rebuild as _rebuild
+from lepton.store import ObjectStore, open_location
+from lepton.verify import VerifyReport, verify_objects
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The outcome of a snapshot: the version and whether it is new."""
+
+    version: ArtifactVersion
+    created: bool
+    manifest: Manifest
+
+
+class Repo:
+    def __init__(self, settings: Settings, root: Path | None = None) -> None:
+        self.settings = settings
+        self.root = root
+        self.store = ObjectStore(open_location(settings.store.url, settings.s3))
+        self.engine = make_engine(settings.registry.url)
+        self.registry = Registry(self.engine, self.store)
+        self.creator = settings.creator or _user()
+
+    def ensure_ready(self) -> Repo:
+        """Check the store can be reached and bring the registry schema to head."""
+        self.store.check()
+        migrate(self.engine)
+        return self
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Repo:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- manifests ---------------------------------------------------------
+    def load(self, id: str) -> Manifest:
+        return parse_manifest(self.store.read_bytes(id), id)
+
+    def put_manifest(self, manifest: Manifest) -> str:
+        return self.store.put_bytes(manifest.canonical_bytes())
+
+    def resolve(self, ref: str) -> ArtifactVersion:
+        return self.registry.resolve(ref)
+
+    def _commit(
+        self, manifest: Manifest, message: str | None, meta: dict[str, Any], run_id: str | None
+    ) -> Snapshot:
+        """Store the manifest (last, after every object it names), then register it."""
+        id = self.put_manifest(manifest)
+        version, created = self.registry.register(
+            id=id,
+            kind=manifest.kind,
+            name=manifest.name,
+            parents=[(p.id, p.role) for p in manifest.parents],
+            creator=self.creator,
+            message=message,
+            meta=meta,
+            run_id=run_id,
+        )
+        return Snapshot(version, created, manifest)
+
+    def _check_kind(self, name: str, kind: str) -> None:
+        validate_name(name)
+        for existing, existing_kind, _ in self.registry.names():
+            if existing == name and existing_kind != kind:
+                raise InvalidInput(f"'{name}' is already a {existing_kind}, not a {kind}")
+
+    # ---- data --------------------------------------------------------------
+    def snapshot_data(
+        self,
+        name: str,
+        source: str | os.PathLike[str] | pd.DataFrame,
+        *,
+        key: str | None = None,
+        message: str | None = None,
+        run_id: str | None = None,
+        progress: Progress | None = None,
+    ) -> Snapshot:
+        """Snapshot a table (file or DataFrame) or a folder as a new version of ``name``."""
+        self._check_kind(name, "dataset")
+        if isinstance(source, pd.DataFrame):
+            table = sources.from_frame(source)
+            manifest: Manifest = _snap.snapshot_table(self.store, name, table, key, progress)
+            return self._commit(manifest, message, {"source": "<DataFrame>"}, run_id)
+        url = os.fspath(source)
+        loc, path = self._source(url)
+        if loc.fs.isdir(path):
+            if key is not None:
+                raise InvalidInput(f"{url}: --key applies to tables, and this is a folder")
+            files = sources.list_tree(loc, path, url)
+            manifest = _snap.snapshot_tree(self.store, name, loc, files, progress)
+        else:
+            table = sources.read_table(loc, path, url)
+            manifest = _snap.snapshot_table(self.store, name, table, key, progress)
+        return self._commit(manifest, message, {"source": url}, run_id)
+
+    def snapshot_labels(
+        self,
+        name: str,
+        source: str | os.PathLike[str] | pd.DataFrame,
+        *,
+        dataset: str,
+        key: str,
+        label: str,
+        message: str | None = None,
+        run_id: str | None = None,
+        progress: Progress | None = None,
+    ) -> Snapshot:
+        """Snapshot labels keyed by sample id, checked against ``dataset``."""
+        self._check_kind(name, "labelset")
+        target = self.resolve(dataset)
+        if target.kind != "dataset":
+            raise InvalidInput(f"{dataset} is a {target.kind}, not a dataset")
+        if isinstance(source, pd.DataFrame):
+            table, meta = sources.from_frame(source), {"source": "<DataFrame>"}
+        else:
+            url = os.fspath(source)
+            loc, path = self._source(url)
+            table, meta = sources.read_table(loc, path, url), {"source": url}
+        manifest = _snap.snapshot_labels(
+            self.store,
+            name,
+            table,
+            dataset=self.load(target.id),
+            dataset_id=target.id,
+            dataset_ref=target.ref,
+            key=key,
+            label=label,
+            progress=progress,
+        )
+        return self._commit(manifest, message, meta | {"dataset": target.ref}, run_id)
+
+    def _source(self, url: str):  # type: ignore[no-untyped-def]
+        if "\x00" in url:
+            raise InvalidInput(f"invalid source path {url!r}")
+        if url.startswith("s3://"):
+            loc = open_location(url, self.settings.s3)
+            return loc, loc.root
+        if "://" in url and not url.startswith("file://"):
+            raise InvalidInput(f"{url}: unsupported source; use a local path or s3://bucket/key")
+        path = str(Path(url.removeprefix("file://")).expanduser())
+        return open_location("/"), path
+
+    def log(self, name: str) -> list[ArtifactVersion]:
+        return self.registry.versions(name)
+
+    def diff(self, ref_a: str, ref_b: str):  # type: ignore[no-untyped-def]
+        a, b = self.resolve(ref_a), self.resolve(ref_b)
+        return _diff.diff(self.store, self.load(a.id), self.load(b.id), a.id, b.id)
+
+    def checkout(self, ref: str, dest: str | os.PathLike[str], progress: Progress | None = None) -> Path:
+        art = self.resolve(ref)
+        return _checkout.checkout(self.store, self.load(art.id), Path(dest), progress)
+
+    def read_table(self, ref: str) -> pd.DataFrame:
+        """A table dataset or labelset version as a DataFrame."""
+        from lepton.data.chunks import read_chunks
+
+        art = self.resolve(ref)
+        manifest = self.load(art.id)
+        if not isinstance(manifest, TableDataset | Labelset):
+            raise InvalidInput(f"{art.ref} is not a table")
+        return read_chunks(self.store, manifest.chunks)
+
+    # ---- inspection --------------------------------------------------------
+    def show(self, ref: str) -> tuple[ArtifactVersion, Manifest]:
+        art = self.resolve(ref)
+        return art, self.load(art.id)
+
+    def lineage(self, ref: str, direction: str = "upstream", depth: int | None = None) -> Lineage:
+        return lineage.walk(self.engine, self.resolve(ref).id, direction, depth)
+
+    def impact(self, ref: str) -> Lineage:
+        return lineage.impact(self.engine, self.resolve(ref).id)
+
+    def set_alias(self, ref: str, alias: str, reason: str | None = None) -> AliasMove:
+        art = self.resolve(ref)
+        return self.registry.set_alias(art.name, alias, art.version, creator=self.creator, reason=reason)
+
+    # ---- maintenance -------------------------------------------------------
+    def objects_of(self, id: str) -> list[str]:
+        """The manifest object and every object it names."""
+        manifest = self.load(id)
+        keys = [id]
+        if isinstance(manifest, TableDataset | Labelset):
+            keys += [c.id for c in manifest.chunks]
+        elif isinstance(manifest, TreeDataset):
+            keys += [f.id for f in manifest.files]
+        return keys
+
+    def verify(self, ref: str | None = None, progress: Progress | None = None) -> VerifyReport:
+        if ref is None:
+            keys = list(self.store.iter_keys())
+        else:
+            try:
+                keys = self.objects_of(self.resolve(ref).id)
+            except LeptonError as e:  # a corrupt manifest is itself a finding
+                if "corrupt" not in str(e):
+                    raise
+                keys = [self.resolve(ref).id]
+        return verify_objects(self.store, keys, progress)
+
+    def rebuild_registry(self) -> dict[str, int]:
+        return _rebuild(self.registry, self.store.iter_records("registry"), self.load)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def open_repo(
+    path_or_url: str | os.PathLike[str] | None = None,
+    *,
+    registry: str | None = None,
+    settings: Settings | None = None,
+) -> Repo:
+    """Open a repository.
+
+    - a folder: its lepton.toml (searched upwards), else the default
+      ``.lepton/`` store and SQLite registry inside it;
+    - ``s3://bucket/prefix``: that store, with ``registry`` (default: the
+      SQLite file ``.lepton/registry.db`` in the current folder).
+    """
+    if settings is not None:
+        return Repo(settings).ensure_ready()
+    target = os.fspath(path_or_url) if path_or_url is not None else "."
+    if target.startswith("s3://"):
+        overrides = {"store": {"url": target}}
+        if registry:
+            overrides["registry"] = {"url": registry}
+        return Repo(load_settings(Path.cwd(), overrides), Path.cwd()).ensure_ready()
+    root = Path(target)
+    config = find_config(root)
+    base = config.parent if config else root.resolve()
+    overrides = {"registry": {"url": registry}} if registry else None
+    return Repo(load_settings(base, overrides), base).ensure_ready()
+
+
+def init_repo(
+    root: str | os.PathLike[str] = ".", store: str | None = None, registry: str | None = None
+) -> Repo:
+    """Write lepton.toml in ``root`` and create the store and registry."""
+    path = write_config(Path(root), store, registry)
+    return Repo(load_settings(path.parent), path.parent).ensure_ready()
+
+
+__all__ = ["Repo", "Snapshot", "init_repo", "open_repo"]

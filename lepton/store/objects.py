@@ -1,0 +1,280 @@
+"""Content-addressed object store over an fsspec filesystem.
+
+Layout under the store root::
+
+    objects/blake3/ab/cdef...   immutable objects, named by their content hash
+    log/<category>/<ts>-<uuid>.json   append-only event records (registry log)
+    quarantine/blake3/ab/cdef...      objects that failed verification
+    tmp/                              local staging for atomic publish
+
+Writes are put-if-absent and atomic: a temp file renamed into place on a
+local disk; a single PUT or a completed multipart upload on S3 (an object
+that is not complete is never visible at its final key). Reads verify the
+hash and never return bytes that do not match their key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from lepton import hashing
+from lepton.errors import IntegrityError, InvalidInput, NotFound, StorageError
+from lepton.store.errors import translate
+from lepton.store.fs import Location
+
+OBJECTS = "objects"
+LOG = "log"
+QUARANTINE = "quarantine"
+TMP = "tmp"
+
+
+class ObjectStore:
+    """Content-addressed objects plus an append-only event log."""
+
+    def __init__(self, location: Location, *, durable: bool = True) -> None:
+        self.location = location
+        self.fs = location.fs
+        self.durable = durable
+
+    # ---- naming -----------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return self.location.url
+
+    def path_of(self, key: str, area: str = OBJECTS) -> str:
+        try:
+            algo, digest = hashing.parse_key(key)
+        except ValueError as e:
+            raise InvalidInput(str(e)) from e
+        return self.location.join(area, algo, digest[:2], digest[2:])
+
+    # ---- health -----------------------------------------------------------
+    def check(self) -> None:
+        """Fail with a clear StorageError if the store cannot be reached."""
+        with translate(self.url):
+            if self.location.is_local:
+                Path(self.location.root).mkdir(parents=True, exist_ok=True)
+                probe = Path(self.location.root) / TMP
+                probe.mkdir(exist_ok=True)
+                if not os.access(probe, os.W_OK):
+                    raise StorageError(f"store {self.url}: folder is not writable")
+            else:
+                bucket = self.location.root.split("/", 1)[0]
+                # ls on the bucket raises for a missing bucket or bad credentials.
+                self.fs.ls(bucket, detail=False)
+
+    # ---- existence --------------------------------------------------------
+    def exists(self, key: str) -> bool:
+        with translate(self.url):
+            return bool(self.fs.exists(self.path_of(key)))
+
+    def size(self, key: str) -> int:
+        with translate(self.url, key):
+            return int(self.fs.info(self.path_of(key))["size"])
+
+    # ---- writes -----------------------------------------------------------
+    def put_bytes(self, data: bytes) -> str:
+        key = hashing.hash_bytes(data)
+        if self.exists(key):
+            return key
+        final = self.path_of(key)
+        with translate(self.url, key):
+            if self.location.is_local:
+                self._publish_local(final, lambda f: f.write(data))
+            else:
+                self.fs.pipe_file(final, data)  # a single PUT: all or nothing
+        return key
+
+    def put_file(self, path: str | os.PathLike[str]) -> tuple[str, int]:
+        """Store a local file without reading it into memory; returns (key, size)."""
+        src = Path(path)
+        with open(src, "rb") as f:
+            key, size = hashing.hash_stream(f)
+        if self.exists(key):
+            return key, size
+        final = self.path_of(key)
+        with translate(self.url, key):
+            if self.location.is_local:
+                copied = self._publish_local(final, lambda out: _copy_hashing(src, out), key)
+                if copied != key:
+                    raise InvalidInput(f"{src}: file changed while it was being stored")
+            else:
+                self.fs.put_file(str(src), final)  # completed multipart or one PUT
+        return key, size
+
+    def put_stream(self, stream: BinaryIO) -> tuple[str, int]:
+        """Store a stream of unknown size: spooled to a local temp file while
+        hashing, so memory stays bounded, then published."""
+        tmp_dir = self._local_tmp_dir()
+        fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix="spool-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while block := stream.read(hashing.BUFFER_SIZE):
+                    out.write(block)
+            return self.put_file(tmp)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def _local_tmp_dir(self) -> str | None:
+        if not self.location.is_local:
+            return None
+        d = Path(self.location.root) / TMP
+        d.mkdir(parents=True, exist_ok=True)
+        return str(d)
+
+    def _publish_local(self, final: str, write, expect: str | None = None) -> str | None:
+        """Write through ``write(fileobj)`` into tmp/, fsync, then rename into place."""
+        tmp_dir = self._local_tmp_dir()
+        fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix="obj-")
+        result = None
+        try:
+            with os.fdopen(fd, "wb") as f:
+                result = write(f)
+                f.flush()
+                if self.durable:
+                    os.fsync(f.fileno())
+            if expect is not None and result != expect:
+                return result
+            os.chmod(tmp, 0o444)
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            os.replace(tmp, final)
+            tmp = ""
+            return result
+        finally:
+            if tmp:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+
+    # ---- reads ------------------------------------------------------------
+    def read_bytes(self, key: str) -> bytes:
+        """The object's bytes, verified against its key."""
+        path = self.path_of(key)
+        with translate(self.url, key):
+            try:
+                data = self.fs.cat_file(path)
+            except FileNotFoundError as e:
+                raise NotFound(f"object {key} is not in the store {self.url}") from e
+        actual = hashing.hash_bytes(data)
+        if actual != key:
+            self._refuse(key, actual)
+        return data
+
+    def get_file(self, key: str, dest: str | os.PathLike[str]) -> None:
+        """Copy an object to a local file; the file appears only once verified."""
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+        try:
+            h = hashing.new_hasher()
+            with os.fdopen(fd, "wb") as out, self._open(key) as src:
+                while block := src.read(hashing.BUFFER_SIZE):
+                    h.update(block)
+                    out.write(block)
+            actual = hashing.finish(h)
+            if actual != key:
+                self._refuse(key, actual)
+            os.replace(tmp, dest)
+            tmp = ""
+        finally:
+            if tmp:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+
+    @contextlib.contextmanager
+    def _open(self, key: str) -> Iterator[BinaryIO]:
+        path = self.path_of(key)
+        with translate(self.url, key):
+            try:
+                f = self.fs.open(path, "rb")
+            except FileNotFoundError as e:
+                raise NotFound(f"object {key} is not in the store {self.url}") from e
+            with f:
+                yield f
+
+    def verify(self, key: str) -> str:
+        """Re-hash an object; returns the actual key (== key when sound)."""
+        h = hashing.new_hasher()
+        with self._open(key) as f:
+            while block := f.read(hashing.BUFFER_SIZE):
+                h.update(block)
+        return hashing.finish(h)
+
+    def _refuse(self, key: str, actual: str) -> None:
+        self.quarantine(key)
+        raise IntegrityError(
+            f"object {key} is corrupt (content hashes to {actual}); "
+            f"it was moved to {QUARANTINE}/ and refused"
+        )
+
+    # ---- maintenance ------------------------------------------------------
+    def quarantine(self, key: str) -> str:
+        src, dst = self.path_of(key), self.path_of(key, QUARANTINE)
+        with translate(self.url, key):
+            if self.location.is_local:
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                os.replace(src, dst)
+            else:
+                self.fs.copy(src, dst)
+                self.fs.rm_file(src)
+        return dst
+
+    def delete(self, key: str) -> None:
+        with translate(self.url, key):
+            self.fs.rm_file(self.path_of(key))
+
+    def iter_keys(self) -> Iterator[str]:
+        base = self.location.join(OBJECTS)
+        with translate(self.url):
+            try:
+                paths = self.fs.find(base)
+            except FileNotFoundError:
+                return
+        prefix = base.rstrip("/") + "/"
+        for p in sorted(paths):
+            rel = p[len(prefix):] if p.startswith(prefix) else p.split(f"/{OBJECTS}/", 1)[-1]
+            parts = rel.split("/")
+            if len(parts) == 3:
+                yield f"{parts[0]}:{parts[1]}{parts[2]}"
+
+    # ---- event log --------------------------------------------------------
+    def append_record(self, category: str, record: dict[str, Any]) -> str:
+        """Append one JSON record to ``log/<category>/``; names sort by time."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        name = f"{stamp}-{uuid.uuid4().hex}.json"
+        path = self.location.join(LOG, category, name)
+        data = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+        with translate(self.url):
+            if self.location.is_local:
+                self._publish_local(path, lambda f: f.write(data))
+            else:
+                self.fs.pipe_file(path, data)
+        return name
+
+    def iter_records(self, category: str) -> Iterator[dict[str, Any]]:
+        base = self.location.join(LOG, category)
+        with translate(self.url):
+            try:
+                paths = sorted(self.fs.find(base))
+            except FileNotFoundError:
+                return
+            for p in paths:
+                if p.endswith(".json"):
+                    yield json.loads(self.fs.cat_file(p))
+
+
+def _copy_hashing(src: Path, out: BinaryIO) -> str:
+    h = hashing.new_hasher()
+    with open(src, "rb") as f:
+        while block := f.read(hashing.BUFFER_SIZE):
+            h.update(block)
+            out.write(block)
+    return hashing.finish(h)

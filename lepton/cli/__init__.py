@@ -1,0 +1,1 @@
+"""The `lepton` command line (an edge: it may import anything in lepton/)."""

@@ -1,0 +1,22 @@
+"""How CLI commands find their repository."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lepton.config import CONFIG_FILE, find_config
+from lepton.errors import ConfigError
+from lepton.repo import Repo, open_repo
+
+
+def repo_from_cwd() -> Repo:
+    """The repository of the current folder: the nearest lepton.toml above it,
+    or one fully configured by LEPTON_STORE__URL / LEPTON_REGISTRY__URL."""
+    here = Path.cwd()
+    if find_config(here) is None and not os.environ.get("LEPTON_STORE__URL"):
+        raise ConfigError(
+            f"no {CONFIG_FILE} in {here} or above: run `lepton init` first "
+            "(or set LEPTON_STORE__URL and LEPTON_REGISTRY__URL)"
+        )
+    return open_repo(here)

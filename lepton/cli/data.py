@@ -1,0 +1,120 @@
+"""`lepton data ...` and `lepton labels ...`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lepton.cli import render
+from lepton.cli.context import repo_from_cwd
+from lepton.cli.output import out, print_json, progress, short
+from lepton.repo import Repo, Snapshot
+
+data_app = typer.Typer(help="Version datasets: tables and file trees.", no_args_is_help=True)
+labels_app = typer.Typer(help="Version labels, keyed by sample id.", no_args_is_help=True)
+
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+Message = Annotated[
+    str | None, typer.Option("-m", "--message", help="Note stored with the version.")
+]
+
+
+def _report(snap: Snapshot) -> None:
+    v = snap.version
+    if snap.created:
+        out.print(f"[green]{v.ref}[/green] {short(v.id)}  {render.summary(snap.manifest)}")
+    else:
+        out.print(f"unchanged: {v.ref} {short(v.id)} already holds this content")
+
+
+def _log(repo: Repo, name: str, as_json: bool) -> None:
+    versions = repo.log(name)
+    if as_json:
+        print_json(versions)
+        return
+    rows = [(v, render.summary(repo.load(v.id))) for v in versions]
+    render.log_table(name, rows, repo.registry.aliases(name))
+
+
+def _diff(ref_a: str, ref_b: str, as_json: bool) -> None:
+    with repo_from_cwd() as repo:
+        d = repo.diff(ref_a, ref_b)
+        if as_json:
+            print_json(d)
+        else:
+            render.diff(d, ref_a, ref_b)
+
+
+@data_app.command("snapshot")
+def data_snapshot(
+    name: Annotated[str, typer.Argument(help="Dataset name.")],
+    source: Annotated[
+        str, typer.Argument(help="File (CSV, TSV, Parquet, JSONL) or folder; local or s3://.")
+    ],
+    key: Annotated[str | None, typer.Option("--key", help="Key column of a table.")] = None,
+    message: Message = None,
+) -> None:
+    """Snapshot a table or a file tree as a new dataset version."""
+    with repo_from_cwd() as repo, progress(f"snapshot {name}", unit="rows") as advance:
+        snap = repo.snapshot_data(name, source, key=key, message=message, progress=advance)
+    _report(snap)
+
+
+@data_app.command("log")
+def data_log(name: str, as_json: Json = False) -> None:
+    """History of a dataset."""
+    with repo_from_cwd() as repo:
+        _log(repo, name, as_json)
+
+
+@data_app.command("diff")
+def data_diff(ref_a: str, ref_b: str, as_json: Json = False) -> None:
+    """Rows (or files) added, removed and changed between two versions."""
+    _diff(ref_a, ref_b, as_json)
+
+
+@data_app.command("checkout")
+def data_checkout(
+    ref: str,
+    dest: Annotated[Path, typer.Argument(help="Folder (trees) or file/folder (tables).")],
+) -> None:
+    """Write a dataset version to DEST, every object verified."""
+    with repo_from_cwd() as repo, progress(f"checkout {ref}", unit="bytes") as advance:
+        path = repo.checkout(ref, dest, progress=advance)
+    out.print(f"checked out {ref} to {path}")
+
+
+@labels_app.command("snapshot")
+def labels_snapshot(
+    name: Annotated[str, typer.Argument(help="Labelset name.")],
+    source: Annotated[
+        str, typer.Argument(help="Label table (CSV, TSV, Parquet, JSONL); local or s3://.")
+    ],
+    dataset: Annotated[
+        str, typer.Option("--dataset", help="Ref of the dataset these labels describe.")
+    ],
+    key: Annotated[str, typer.Option("--key", help="Sample id column.")],
+    label: Annotated[str, typer.Option("--label", help="Label column.")],
+    message: Message = None,
+) -> None:
+    """Snapshot labels for a dataset version; every key must be a sample of it."""
+    with repo_from_cwd() as repo, progress(f"snapshot {name}") as advance:
+        snap = repo.snapshot_labels(
+            name, source, dataset=dataset, key=key, label=label, message=message, progress=advance
+        )
+    _report(snap)
+
+
+@labels_app.command("log")
+def labels_log(name: str, as_json: Json = False) -> None:
+    """History of a labelset."""
+    with repo_from_cwd() as repo:
+        _log(repo, name, as_json)
+
+
+@labels_app.command("diff")
+def labels_diff(ref_a: str, ref_b: str, as_json: Json = False) -> None:
+    """Samples whose label changed (from what to what), added and removed."""
+    _diff(ref_a, ref_b, as_json)

@@ -1,0 +1,56 @@
+"""Output helpers for the CLI: JSON for machines, rich for people, progress
+bars on stderr (so `--json` output on stdout stays clean)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pydantic import BaseModel
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    return value
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(value), indent=2, sort_keys=True, default=str) + "\n")
+
+
+@contextlib.contextmanager
+def progress(
+    description: str, total: int | None = None, unit: str = "rows"
+) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr; yields advance(n). Hidden when not a terminal."""
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn()]
+    columns += [TransferSpeedColumn()] if unit == "bytes" else [MofNCompleteColumn()]
+    columns.append(TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def short(id: str | None) -> str:
+    return id.split(":", 1)[-1][:12] if id else "-"

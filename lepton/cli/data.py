@@ -34,7 +34,7 @@ def _log(repo: Repo, name: str, as_json: bool) -> None:
     if as_json:
         print_json(versions)
         return
-    rows = [(v, render.summary(repo.load(v.id))) for v in versions]
+    rows = [(v, render.brief(repo.load(v.id))) for v in versions]
     render.log_table(name, rows, repo.registry.aliases(name))
 
 

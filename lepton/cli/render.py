@@ -23,6 +23,17 @@ def summary(m: Manifest) -> str:
     return m.kind
 
 
+def brief(m: Manifest) -> str:
+    """A few words on a version's content, for one line of a log."""
+    if isinstance(m, TableDataset):
+        return f"{m.rows:,} rows x {len(m.columns)} cols"
+    if isinstance(m, TreeDataset):
+        return f"{len(m.files):,} files, {_size(m.size)}"
+    if isinstance(m, Labelset):
+        return f"{m.rows:,} samples, {len(m.classes)} classes"
+    return m.kind
+
+
 def _size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
@@ -42,7 +53,7 @@ def log_table(name: str, versions: list[tuple[ArtifactVersion, str]], aliases: l
         t.add_row(
             f"v{v.version}",
             short(v.id),
-            v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            v.created_at.strftime("%Y-%m-%d %H:%M"),
             v.creator or "",
             ", ".join(sorted(by_version.get(v.version, []))),
             content,

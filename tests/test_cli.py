@@ -1,0 +1,191 @@
+"""The `lepton` command end to end, in-process (main(argv)) on a fresh repo
+in a temp folder: exit codes, one-line errors, --json on read commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lepton.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys):  # type: ignore[no-untyped-def]
+    """Run `lepton ARGS...` in a fresh folder; returns (code, stdout, stderr)."""
+    monkeypatch.chdir(tmp_path)
+    for var in [v for v in os.environ if v.startswith("LEPTON_")]:
+        monkeypatch.delenv(var)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+def _write_data(folder: Path, n: int = 200) -> None:
+    frame = pd.DataFrame(
+        {"id": range(n), "x": [i * 0.25 for i in range(n)], "kind": ["a", "b"] * (n // 2)}
+    )
+    frame.to_csv(folder / "data.csv", index=False)
+    frame[["id", "kind"]].rename(columns={"kind": "label"}).to_csv(
+        folder / "labels.csv", index=False
+    )
+
+
+def test_full_walkthrough(cli, tmp_path):  # type: ignore[no-untyped-def]
+    _write_data(tmp_path)
+    assert cli("init")[0] == 0
+    assert (tmp_path / "lepton.toml").is_file()
+    code, out, _ = cli("data", "snapshot", "d", "data.csv", "--key", "id", "-m", "first")
+    assert code == 0 and "d@v1" in out
+    code, out, _ = cli("data", "snapshot", "d", "data.csv", "--key", "id")
+    assert code == 0 and "unchanged" in out
+    code, out, _ = cli(
+        "labels", "snapshot", "l", "labels.csv", "--dataset", "d", "--key", "id", "--label", "label"
+    )
+    assert code == 0 and "l@v1" in out
+
+    labels = pd.read_csv(tmp_path / "labels.csv")
+    labels.loc[[3, 4], "label"] = "c"
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    assert (
+        cli(
+            "labels",
+            "snapshot",
+            "l",
+            "labels.csv",
+            "--dataset",
+            "d@v1",
+            "--key",
+            "id",
+            "--label",
+            "label",
+        )[0]
+        == 0
+    )
+
+    code, out, _ = cli("labels", "diff", "l@v1", "l@v2", "--json")
+    d = json.loads(out)
+    assert code == 0 and d["changed"] == 2
+    assert sorted(s["key"] for s in d["samples"]["changed"]) == [3, 4]
+    assert {"b -> c", "a -> c"} >= set(d["transitions"])
+
+    code, out, _ = cli("data", "log", "d", "--json")
+    versions = json.loads(out)
+    assert [v["version"] for v in versions] == [1] and versions[0]["message"] == "first"
+    code, out, _ = cli("labels", "log", "l", "--json")
+    assert [v["version"] for v in json.loads(out)] == [1, 2]
+
+    code, out, _ = cli("lineage", "l@v2", "--json")
+    lin = json.loads(out)
+    assert {(n["name"], n["version"]) for n in lin["nodes"]} == {("l", 2), ("d", 1)}
+    assert lin["edges"][0]["role"] == "dataset"
+    code, out, _ = cli("lineage", "d", "--downstream", "--dot", "g.dot")
+    assert code == 0 and "l@v1" in out and "l@v2" in out
+    assert "->" in (tmp_path / "g.dot").read_text()
+    code, out, _ = cli("impact", "d@v1", "--json")
+    assert {n["name"] for n in json.loads(out)["nodes"] if n["depth"] > 0} == {"l"}
+
+    assert cli("alias", "set", "l@v1", "production")[0] == 0
+    assert cli("alias", "set", "l@v2", "production")[0] == 0
+    code, out, _ = cli("show", "l@production", "--json")
+    shown = json.loads(out)
+    assert shown["artifact"]["version"] == 2 and shown["manifest"]["classes"]["c"] == 2
+    code, out, _ = cli("alias", "history", "l", "production", "--json")
+    assert [(m["previous_version"], m["version"]) for m in json.loads(out)] == [(None, 1), (1, 2)]
+
+    code, out, _ = cli("data", "diff", "d@v1", "d@latest", "--json")
+    assert code == 0 and json.loads(out)["changed"] == 0
+    code, out, _ = cli("data", "checkout", "d@v1", "out.csv")
+    assert code == 0
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "out.csv"), pd.read_csv(tmp_path / "data.csv")
+    )
+
+    code, out, _ = cli("verify", "--json")
+    assert code == 0 and json.loads(out)["findings"] == []
+    code, out, _ = cli("registry", "rebuild")
+    assert code == 0 and "3 version(s)" in out and "2 alias move(s)" in out
+    code, out, _ = cli("show", "l@production", "--json")
+    assert json.loads(out)["artifact"]["version"] == 2
+
+
+def test_errors_are_one_line_exit_1(cli, tmp_path):  # type: ignore[no-untyped-def]
+    _write_data(tmp_path)
+    code, _, err = cli("data", "log", "d")
+    assert code == 1 and err.startswith("error: no lepton.toml") and err.count("\n") == 1
+    cli("init")
+    (tmp_path / "bad.csv").write_text("id,x\n1,2\n3,4,5\n")
+    code, _, err = cli("data", "snapshot", "d", "bad.csv", "--key", "id")
+    assert code == 1 and err.count("\n") == 1
+    assert "bad.csv" in err and "line 3" in err
+    code, _, err = cli("show", "nothing@v2")
+    assert code == 1 and "no artifact named 'nothing'" in err
+    cli("data", "snapshot", "d", "data.csv", "--key", "id")
+    code, _, err = cli("show", "d@v9")
+    assert code == 1 and "no version v9" in err and "latest is v1" in err
+    code, _, err = cli(
+        "labels", "snapshot", "l", "labels.csv", "--dataset", "d", "--key", "id", "--label", "nope"
+    )
+    assert code == 1 and "label column 'nope' not found" in err
+
+
+def test_usage_errors_exit_2(cli):  # type: ignore[no-untyped-def]
+    assert cli("data", "snapshot")[0] == 2
+    assert cli("no-such-command")[0] == 2
+    assert cli("lineage", "x", "--depth", "0")[0] == 2
+    cli("init")
+    assert cli("lineage", "x", "--upstream", "--downstream")[0] == 2
+
+
+def test_verify_reports_and_quarantines_a_flipped_byte(cli, tmp_path):  # type: ignore[no-untyped-def]
+    _write_data(tmp_path)
+    cli("init")
+    cli("data", "snapshot", "d", "data.csv", "--key", "id")
+    _, out, _ = cli("show", "d", "--json")
+    chunk = json.loads(out)["manifest"]["chunks"][0]["id"]
+    digest = chunk.split(":")[1]
+    path = tmp_path / ".lepton/store/objects/blake3" / digest[:2] / digest[2:]
+    path.chmod(stat.S_IWUSR | stat.S_IRUSR)
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    path.write_bytes(bytes(raw))
+
+    code, out, _ = cli("verify", "--json")
+    report = json.loads(out)
+    assert code == 1
+    assert [(f["key"], f["problem"]) for f in report["findings"]] == [(chunk, "corrupt")]
+    assert not path.exists()  # quarantined
+    code, _, err = cli("data", "checkout", "d", "again.csv")
+    assert code == 1 and chunk in err
+    assert not (tmp_path / "again.csv").exists()
+
+
+@pytest.mark.slow
+def test_quickstart_script_runs(tmp_path):  # type: ignore[no-untyped-def]
+    """The README's first command's walkthrough, as a user runs it."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {k: v for k, v in env.items() if not k.startswith("LEPTON_")}
+    env["PYTHON"] = sys.executable
+    proc = subprocess.run(
+        ["bash", str(ROOT / "examples/quickstart.sh"), str(tmp_path / "qs")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "relabeled: 2" in proc.stdout
+    assert "ok: 6 object(s) verified" in proc.stdout

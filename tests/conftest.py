@@ -1,0 +1,137 @@
+"""Real backends for the tests: a temp folder, moto's S3 server on loopback
+(reset per test, as s3fs's own suite does), SQLite in a temp file, and the
+machine's PostgreSQL (one fresh schema per test)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+
+from lepton.config import S3Settings, Settings
+from lepton.repo import Repo
+from lepton.store import ObjectStore, open_location
+
+PG_ADMIN_URL = os.environ.get(
+    "LEPTON_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+S3_KEY, S3_SECRET = "testing-key", "testing-secret"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+
+    def settings(self, **kw) -> S3Settings:  # type: ignore[no-untyped-def]
+        return S3Settings(
+            endpoint_url=self.endpoint,
+            key=S3_KEY,
+            secret=S3_SECRET,
+            region="us-east-1",
+            connect_timeout=2,
+            read_timeout=10,
+            max_attempts=2,
+            **kw,
+        )
+
+    def make_bucket(self, name: str) -> None:
+        import boto3
+
+        boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=S3_KEY,
+            aws_secret_access_key=S3_SECRET,
+            region_name="us-east-1",
+        ).create_bucket(Bucket=name)
+
+
+@pytest.fixture(scope="session")
+def _moto_server() -> Iterator[S3Server]:
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    yield S3Server(f"http://127.0.0.1:{port}")
+    server.stop()
+
+
+@pytest.fixture
+def s3_server(_moto_server: S3Server) -> Iterator[S3Server]:
+    """The moto server, wiped before each test, with an empty bucket 'lepton'."""
+    requests.post(f"{_moto_server.endpoint}/moto-api/reset", timeout=10)
+    _moto_server.make_bucket("lepton")
+    yield _moto_server
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A registry URL on the machine's PostgreSQL, in a fresh schema."""
+    schema = f"lepton_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as e:  # noqa: BLE001
+        pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is not available: {e}")
+    yield f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:  # type: ignore[no-untyped-def]
+    return f"sqlite:///{tmp_path / 'registry.db'}"
+
+
+# ---- stores ------------------------------------------------------------------
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path) -> ObjectStore:  # type: ignore[no-untyped-def]
+    """An empty object store: a temp folder, or a prefix in the moto bucket."""
+    if request.param == "local":
+        return ObjectStore(open_location(str(tmp_path / "store")))
+    server = request.getfixturevalue("s3_server")
+    return ObjectStore(open_location("s3://lepton/store", server.settings()))
+
+
+# ---- whole repositories --------------------------------------------------------
+@pytest.fixture(params=["local-sqlite", "s3-postgres"])
+def backend(request, tmp_path) -> Settings:  # type: ignore[no-untyped-def]
+    """Settings for an empty repository on one of the two real stacks."""
+    if request.param == "local-sqlite":
+        return Settings.model_validate(
+            {
+                "store": {"url": str(tmp_path / "store")},
+                "registry": {"url": f"sqlite:///{tmp_path / 'registry.db'}"},
+            }
+        )
+    server = request.getfixturevalue("s3_server")
+    url = request.getfixturevalue("pg_url")
+    return Settings.model_validate(
+        {
+            "store": {"url": "s3://lepton/repo"},
+            "registry": {"url": url},
+            "s3": server.settings().model_dump(),
+        }
+    )
+
+
+@pytest.fixture
+def repo(backend: Settings) -> Iterator[Repo]:
+    r = Repo(backend).ensure_ready()
+    yield r
+    r.close()

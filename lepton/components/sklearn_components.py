@@ -1,0 +1,240 @@
+"""Built-in scikit-learn components, saved with skops (never pickle).
+
+Loading checks the file's types against an explicit allow-list before
+skops builds anything: a file naming any other type (a custom class, a
+builtin function) is refused with UntrustedModel naming the type.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from lepton.components.base import Component
+from lepton.components.interface import Interface, WiringError, proba, require, vector
+from lepton.errors import IntegrityError
+
+STATE_FILE = "estimator.skops"
+# Type-name prefixes a skops file may name beyond skops' own defaults.
+TRUSTED_PREFIXES = ("sklearn.", "numpy.")
+
+
+class UntrustedModel(IntegrityError):
+    """A model file names a type outside the trusted list."""
+
+
+def skops_dumps(estimator: Any) -> bytes:
+    import skops.io as sio
+
+    return sio.dumps(estimator)
+
+
+def skops_loads(data: bytes, where: str) -> Any:
+    import skops.io as sio
+
+    untrusted = sio.get_untrusted_types(data=data)
+    refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+    if refused:
+        raise UntrustedModel(f"{where}: refusing to load untrusted type(s): {', '.join(refused)}")
+    return sio.loads(data, trusted=untrusted)
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SklearnComponent(Component):
+    """A scikit-learn estimator as a component. Subclasses say how to build it."""
+
+    accepts: ClassVar[tuple[str, ...]] = ("vector", "table")
+    estimator_class: ClassVar[str]  # dotted path, checked again after loading
+
+    def __init__(self, params: BaseModel) -> None:
+        super().__init__(params)
+        self.estimator: Any = None
+
+    def make(self, seed: int) -> Any:
+        raise NotImplementedError
+
+    def output(
+        self, given: Interface, classes: tuple[str, ...], name: str, upstream: str
+    ) -> Interface:
+        require(given, self.accepts, upstream=upstream, component=name, wants=self.wants())
+        if self.final:
+            return proba(classes)
+        return self.transformed(given, name, upstream)
+
+    def wants(self) -> str:
+        return "a numeric feature vector"
+
+    def transformed(self, given: Interface, name: str, upstream: str) -> Interface:
+        return vector(given.size)
+
+    def fit(self, x: np.ndarray, y: np.ndarray | None, seed: int) -> None:
+        self.estimator = self.make(seed)
+        if self.supervised:
+            self.estimator.fit(x, y)
+        else:
+            self.estimator.fit(x)
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        out = self.estimator.transform(x)
+        if hasattr(out, "toarray"):
+            out = out.toarray()
+        return np.asarray(out, dtype=np.float32)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.estimator.predict_proba(x), dtype=np.float32)
+
+    def n_params(self) -> int:
+        total = 0
+        for key, value in vars(self.estimator).items():
+            if key.endswith("_") and isinstance(value, np.ndarray) and value.dtype != object:
+                total += value.size
+        for tree in np.ravel(getattr(self.estimator, "estimators_", [])):
+            total += int(getattr(getattr(tree, "tree_", None), "node_count", 0))
+        return total
+
+    def save(self) -> dict[str, bytes]:
+        return {STATE_FILE: skops_dumps(self.estimator)}
+
+    def load(self, files: dict[str, bytes]) -> None:
+        est = skops_loads(files[STATE_FILE], f"{self.type} state")
+        got = f"{type(est).__module__}.{type(est).__qualname__}"
+        if not got.endswith(self.estimator_class.rsplit(".", 1)[-1]):
+            raise UntrustedModel(
+                f"{self.type} state holds a {got}, expected {self.estimator_class}"
+            )
+        self.estimator = est
+
+
+class StandardScaler(SklearnComponent):
+    type = "sklearn.standard_scaler"
+    estimator_class = "sklearn.preprocessing.StandardScaler"
+
+    def make(self, seed: int) -> Any:
+        from sklearn.preprocessing import StandardScaler as Est
+
+        return Est()
+
+
+class PCAParams(_Params):
+    n_components: int = Field(32, ge=1, description="output dimensions")
+
+
+class PCA(SklearnComponent):
+    type = "sklearn.pca"
+    Params = PCAParams
+    estimator_class = "sklearn.decomposition.PCA"
+
+    def transformed(self, given: Interface, name: str, upstream: str) -> Interface:
+        k = self.params.n_components
+        if given.size is not None and k > given.size:
+            raise WiringError(
+                f"component '{name}' asks for {k} PCA components but '{upstream}' "
+                f"produces only {given} ({given.size} features)"
+            )
+        return vector(k)
+
+    def make(self, seed: int) -> Any:
+        from sklearn.decomposition import PCA as Est
+
+        return Est(n_components=self.params.n_components, random_state=seed)
+
+
+class LogisticParams(_Params):
+    C: float = Field(1.0, gt=0)
+    max_iter: int = Field(1000, ge=1)
+
+
+class LogisticRegression(SklearnComponent):
+    type = "sklearn.logistic_regression"
+    Params = LogisticParams
+    supervised = True
+    final = True
+    estimator_class = "sklearn.linear_model.LogisticRegression"
+
+    def make(self, seed: int) -> Any:
+        from sklearn.linear_model import LogisticRegression as Est
+
+        return Est(C=self.params.C, max_iter=self.params.max_iter, random_state=seed)
+
+
+class BoostingParams(_Params):
+    n_estimators: int = Field(100, ge=1)
+    learning_rate: float = Field(0.1, gt=0)
+    max_depth: int = Field(3, ge=1)
+
+
+class GradientBoosting(SklearnComponent):
+    type = "sklearn.gradient_boosting"
+    Params = BoostingParams
+    supervised = True
+    final = True
+    estimator_class = "sklearn.ensemble.GradientBoostingClassifier"
+
+    def make(self, seed: int) -> Any:
+        from sklearn.ensemble import GradientBoostingClassifier as Est
+
+        p = self.params
+        return Est(
+            n_estimators=p.n_estimators,
+            learning_rate=p.learning_rate,
+            max_depth=p.max_depth,
+            random_state=seed,
+        )
+
+
+class ForestParams(_Params):
+    n_estimators: int = Field(100, ge=1)
+    max_depth: int | None = Field(None, ge=1)
+
+
+class RandomForest(SklearnComponent):
+    type = "sklearn.random_forest"
+    Params = ForestParams
+    supervised = True
+    final = True
+    estimator_class = "sklearn.ensemble.RandomForestClassifier"
+
+    def make(self, seed: int) -> Any:
+        from sklearn.ensemble import RandomForestClassifier as Est
+
+        p = self.params
+        return Est(n_estimators=p.n_estimators, max_depth=p.max_depth, random_state=seed, n_jobs=1)
+
+
+class TfidfParams(_Params):
+    max_features: int = Field(20_000, ge=1)
+    ngram_max: int = Field(1, ge=1, le=3)
+
+
+class Tfidf(SklearnComponent):
+    type = "sklearn.tfidf"
+    Params = TfidfParams
+    accepts = ("text",)
+    estimator_class = "sklearn.feature_extraction.text.TfidfVectorizer"
+
+    def wants(self) -> str:
+        return "text"
+
+    def transformed(self, given: Interface, name: str, upstream: str) -> Interface:
+        return vector(None)  # the vocabulary is at most max_features wide
+
+    def make(self, seed: int) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer as Est
+
+        p = self.params
+        return Est(max_features=p.max_features, ngram_range=(1, p.ngram_max), dtype=np.float32)
+
+
+SKLEARN_COMPONENTS: list[type[Component]] = [
+    StandardScaler,
+    PCA,
+    LogisticRegression,
+    GradientBoosting,
+    RandomForest,
+    Tfidf,
+]

@@ -1,0 +1,171 @@
+"""Built-in components: interface wiring checks, state round trips without
+pickle, deterministic torch training, refusal of untrusted or broken files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from lepton.components import Component, ComponentTypes, UntrustedModel, WiringError, builtin_types
+from lepton.components.interface import Interface, vector
+from lepton.errors import IntegrityError, InvalidInput
+
+CLASSES = tuple(str(i) for i in range(10))
+
+
+@pytest.fixture(scope="module")
+def digits():  # type: ignore[no-untyped-def]
+    x, y = load_digits(return_X_y=True)
+    return x[:400].astype(np.float32), y[:400]
+
+
+def make(type_name: str, **params):  # type: ignore[no-untyped-def]
+    return builtin_types().get(type_name, "test").from_config(params, "test")
+
+
+@pytest.mark.parametrize(
+    ("chain", "fits"),
+    [
+        ([("reshape", {"shape": [1, 8, 8]}), ("torch.small_cnn", {})], True),
+        (
+            [
+                ("sklearn.standard_scaler", {}),
+                ("sklearn.pca", {"n_components": 16}),
+                ("sklearn.logistic_regression", {}),
+            ],
+            True,
+        ),
+        ([("sklearn.standard_scaler", {}), ("torch.small_cnn", {})], False),
+        ([("reshape", {"shape": [1, 7, 7]}), ("torch.small_cnn", {})], False),
+        ([("sklearn.pca", {"n_components": 65})], False),
+        ([("sklearn.tfidf", {})], False),
+    ],
+)
+def test_wiring(chain, fits):  # type: ignore[no-untyped-def]
+    given, upstream = vector(64), "data"
+    try:
+        for name, params in chain:
+            given = make(name, **params).output(given, CLASSES, name, upstream)
+            upstream = name
+    except WiringError as e:
+        assert not fits
+        # the message names both ends of the bad link
+        assert upstream in str(e) and name in str(e)
+    else:
+        assert fits
+        assert given.kind == "proba" or chain[-1][0] in ("sklearn.pca",)
+
+
+@pytest.mark.parametrize(
+    "chain",
+    [
+        [("sklearn.standard_scaler", {}), ("sklearn.logistic_regression", {"max_iter": 300})],
+        [("sklearn.pca", {"n_components": 8}), ("sklearn.gradient_boosting", {"n_estimators": 5})],
+        [("sklearn.random_forest", {"n_estimators": 5})],
+        [("torch.mlp", {"epochs": 2, "hidden": [16]})],
+        [("reshape", {"shape": [1, 8, 8]}), ("torch.small_cnn", {"epochs": 1, "channels": 4})],
+    ],
+)
+def test_fit_save_load_round_trip(chain, digits):  # type: ignore[no-untyped-def]
+    x, y = digits
+    fitted = []
+    h = x
+    for name, params in chain:
+        c = make(name, **params)
+        c.fit(h, y if c.supervised else None, seed=3)
+        fitted.append((name, params, c))
+        h = c.predict_proba(h) if c.final else c.transform(h)
+    assert h.shape == (len(x), 10)
+    assert np.allclose(h.sum(axis=1), 1, atol=1e-4)
+    # reload every stage from its saved files only, and predict the same
+    r = x
+    for name, params, c in fitted:
+        files = c.save()
+        assert all(isinstance(v, bytes) for v in files.values())
+        assert not any(b"pickle" in k.encode() for k in files)
+        fresh = make(name, **params)
+        fresh.load(files)
+        r = fresh.predict_proba(r) if fresh.final else fresh.transform(r)
+    np.testing.assert_array_equal(r, h)
+
+
+def test_torch_training_is_bit_identical(digits):  # type: ignore[no-untyped-def]
+    x, y = digits
+    runs = []
+    for _ in range(2):
+        c = make("torch.mlp", epochs=2, hidden=[32])
+        c.fit(x, y, seed=11)
+        runs.append(c.save())
+    assert runs[0] == runs[1]
+    other = make("torch.mlp", epochs=2, hidden=[32])
+    other.fit(x, y, seed=12)
+    assert other.save() != runs[0]
+
+
+def test_untrusted_skops_type_is_refused():  # type: ignore[no-untyped-def]
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    data = sio.dumps(FunctionTransformer(func=eval))
+    c = make("sklearn.standard_scaler")
+    with pytest.raises(UntrustedModel, match="builtins.eval"):
+        c.load({"estimator.skops": data})
+
+
+def test_skops_file_of_another_estimator_is_refused(digits):  # type: ignore[no-untyped-def]
+    x, y = digits
+    lr = make("sklearn.logistic_regression")
+    lr.fit(x, y, 0)
+    scaler = make("sklearn.standard_scaler")
+    with pytest.raises(UntrustedModel, match="expected sklearn.preprocessing.StandardScaler"):
+        scaler.load(lr.save())
+
+
+def test_truncated_safetensors_is_refused(digits):  # type: ignore[no-untyped-def]
+    x, y = digits
+    c = make("torch.mlp", epochs=1, hidden=[8])
+    c.fit(x, y, 0)
+    files = c.save()
+    files["weights.safetensors"] = files["weights.safetensors"][:40]
+    with pytest.raises(IntegrityError, match="torch.mlp"):
+        make("torch.mlp", epochs=1, hidden=[8]).load(files)
+
+
+def test_bad_params_name_the_field():  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidInput, match="parameter 'n_components'"):
+        make("sklearn.pca", n_components=0)
+    with pytest.raises(InvalidInput, match="unknown component type 'nope'"):
+        builtin_types().get("nope", "candidate m1")
+
+
+def test_user_component_registration():  # type: ignore[no-untyped-def]
+    class Half(Component):
+        type = "user.half"
+
+        def output(self, given: Interface, classes, name, upstream):  # type: ignore[no-untyped-def]
+            return given
+
+        def fit(self, x, y, seed):  # type: ignore[no-untyped-def]
+            return None
+
+        def transform(self, x):  # type: ignore[no-untyped-def]
+            return x / 2
+
+        def save(self):  # type: ignore[no-untyped-def]
+            return {}
+
+        def load(self, files):  # type: ignore[no-untyped-def]
+            return None
+
+    class Broken(Component):
+        type = "user.broken"
+
+    types = ComponentTypes()
+    types.register(Half)
+    assert types.get("user.half", "t") is Half
+    with pytest.raises(InvalidInput, match="does not implement"):
+        types.register(Broken)
+    # editing the code changes the fingerprint; the same code keeps it
+    assert Half.fingerprint() == Half.fingerprint()
+    assert Half.fingerprint() != builtin_types().get("reshape", "t").fingerprint()

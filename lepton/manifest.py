@@ -130,8 +130,10 @@ def canonical_json(obj: Any) -> bytes:
 
 
 def _manifest_type(doc: dict[str, Any]) -> type[Manifest]:
+    from lepton.model_manifest import MODEL_MANIFEST_TYPES  # defined over this module
+
     kind, layout = doc.get("kind"), doc.get("layout")
-    for cls in MANIFEST_TYPES:
+    for cls in (*MANIFEST_TYPES, *MODEL_MANIFEST_TYPES):
         fields = cls.model_fields
         if fields["kind"].default == kind and (
             "layout" not in fields or fields["layout"].default == layout

@@ -4,11 +4,15 @@ into a temp file and renamed, a tree file by file (each atomically)."""
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -19,6 +23,7 @@ from lepton.manifest import Labelset, Manifest, TableDataset, TreeDataset
 from lepton.store.objects import ObjectStore
 
 Progress = Callable[[int], None]
+JSONL_BATCH = 65_536
 
 
 def checkout(
@@ -47,7 +52,7 @@ def _table(store: ObjectStore, manifest: TableDataset | Labelset, dest: Path) ->
         elif fmt in ("csv", "tsv"):
             frame.to_csv(tmp, index=False, sep="," if fmt == "csv" else "\t")
         else:
-            frame.to_json(tmp, orient="records", lines=True)
+            _write_jsonl(frame, tmp)
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
@@ -55,14 +60,38 @@ def _table(store: ObjectStore, manifest: TableDataset | Labelset, dest: Path) ->
     return dest
 
 
+def _write_jsonl(frame: pd.DataFrame, path: str) -> None:
+    """One JSON object per row. Not DataFrame.to_json: it rounds floats to 10
+    digits; json.dumps writes the shortest repr that reads back exactly."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    with open(path, "w", encoding="utf-8") as out:
+        for batch in table.to_batches(max_chunksize=JSONL_BATCH):
+            for rec in batch.to_pylist():
+                out.write(json.dumps(rec, ensure_ascii=False, default=_json_value))
+                out.write("\n")
+
+
+def _json_value(v: object) -> object:
+    if isinstance(v, dt.datetime | dt.date | dt.time):
+        return v.isoformat()
+    if isinstance(v, dt.timedelta):
+        return v.total_seconds()
+    if isinstance(v, bytes):
+        return base64.b64encode(v).decode()
+    return str(v)  # Decimal and other exact scalars: their text form
+
+
 def _tree(store: ObjectStore, manifest: TreeDataset, dest: Path, progress: Progress | None) -> Path:
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise InvalidInput(f"{dest}: destination exists and is not an empty folder")
     root = dest.resolve()
-    for entry in manifest.files:
+    targets = []
+    for entry in manifest.files:  # every path is checked before anything is written
         target = (root / safe_rel(entry.path, manifest.name)).resolve()
-        if not target.is_relative_to(root):
+        if not target.is_relative_to(root) or target == root:
             raise InvalidInput(f"{manifest.name}: file {entry.path!r} would escape {dest}")
+        targets.append(target)
+    for entry, target in zip(manifest.files, targets, strict=True):
         store.get_file(entry.id, target)
         if progress:
             progress(entry.size)

@@ -9,7 +9,9 @@ the same chunk objects and are stored once.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,7 +31,32 @@ Progress = Callable[[int], None]
 def row_hashes(frame: pd.DataFrame, key: str | None) -> np.ndarray:
     """A stable 64-bit hash per row (of the key column, or of every column)."""
     cols = frame[[key]] if key else frame
-    return pd.util.hash_pandas_object(cols, index=False).to_numpy(dtype=np.uint64)
+    try:
+        hashed = pd.util.hash_pandas_object(cols, index=False)
+    except TypeError:  # nested values (lists, structs) are hashed by their JSON text
+        hashed = pd.util.hash_pandas_object(cols.apply(canonical_column), index=False)
+    return hashed.to_numpy(dtype=np.uint64)
+
+
+def canonical_column(col: pd.Series) -> pd.Series:
+    return col.map(canonical) if col.dtype == object else col
+
+
+def canonical(value: Any) -> Any:
+    """A hashable stand-in for a nested value: its canonical JSON text."""
+    if isinstance(value, np.ndarray | list | tuple | dict):
+        return json.dumps(plain_nested(value), sort_keys=True, default=str)
+    return value
+
+
+def plain_nested(value: Any) -> Any:
+    if isinstance(value, np.ndarray | list | tuple):
+        return [plain_nested(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain_nested(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def boundaries(
@@ -38,6 +65,8 @@ def boundaries(
     """[start, end) row ranges. A row ends a chunk when its hash has the low
     log2(target) bits zero and the chunk has at least ``lo`` rows; a chunk
     never exceeds ``hi`` rows."""
+    if target < 1 or target & (target - 1) or not 1 <= lo <= hi:
+        raise ValueError(f"need a power-of-two target and 1 <= lo <= hi (got {target}, {lo}, {hi})")
     n = len(hashes)
     mask = np.uint64(target - 1)
     candidates = np.flatnonzero((hashes & mask) == 0) + 1
@@ -81,11 +110,15 @@ def write_chunks(
     key: str | None,
     source: str,
     progress: Progress | None = None,
+    *,
+    target: int = TARGET_ROWS,
+    lo: int = MIN_ROWS,
+    hi: int = MAX_ROWS,
 ) -> tuple[tuple[Column, ...], tuple[Chunk, ...]]:
     """Store ``frame`` as chunk objects; returns its columns and chunk list."""
     table = to_arrow(frame, source)
     chunks = []
-    for start, end in boundaries(row_hashes(frame, key)):
+    for start, end in boundaries(row_hashes(frame, key), target, lo, hi):
         part = table.slice(start, end - start)
         chunks.append(Chunk(id=store.put_bytes(parquet_bytes(part)), rows=end - start))
         if progress:
@@ -97,9 +130,7 @@ def read_chunks(
     store: ObjectStore, chunks: Iterable[Chunk], columns: list[str] | None = None
 ) -> pd.DataFrame:
     """Reassemble rows from chunk objects (each verified against its hash)."""
-    tables = [
-        pq.read_table(io.BytesIO(store.read_bytes(c.id)), columns=columns) for c in chunks
-    ]
+    tables = [pq.read_table(io.BytesIO(store.read_bytes(c.id)), columns=columns) for c in chunks]
     if not tables:
         return pd.DataFrame(columns=columns or [])
     return pa.concat_tables(tables).to_pandas()

@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from lepton.data.chunks import read_chunks, row_hashes
+from lepton.data.chunks import canonical, plain_nested, read_chunks, row_hashes
 from lepton.errors import InvalidInput
 from lepton.manifest import Chunk, Labelset, Manifest, TableDataset, TreeDataset
 from lepton.store.objects import ObjectStore
@@ -133,6 +134,8 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _plain(v: Any) -> Any:
+    if isinstance(v, np.ndarray | list | tuple | dict):
+        return plain_nested(v)
     if hasattr(v, "item"):
         return v.item()
     if v is pd.NA or (isinstance(v, float) and v != v):
@@ -181,25 +184,45 @@ def _by_key(da: pd.DataFrame, db: pd.DataFrame, key: str, common: list[str]):  #
     changed_rows: list[dict[str, Any]] = []
     n_changed = 0
     if both:
-        left, right = ia.loc[both, common], ib.loc[both, common]
-        ha = row_hashes(left.reset_index(drop=True), None)
-        hb = row_hashes(right.reset_index(drop=True), None)
-        diff_mask = ha != hb
+        left = ia.loc[both, common].reset_index(drop=True)
+        right = ib.loc[both, common].reset_index(drop=True)
+        differs = {c: _differs(left[c], right[c]) for c in common}
+        diff_mask = np.logical_or.reduce([*differs.values(), np.zeros(len(both), dtype=bool)])
         n_changed = int(diff_mask.sum())
-        for k in [both[i] for i in diff_mask.nonzero()[0][:SAMPLE]]:
-            ra, rb = ia.loc[k, common], ib.loc[k, common]
+        for i in diff_mask.nonzero()[0][:SAMPLE]:
             cols = {
-                c: {"from": _plain(ra[c]), "to": _plain(rb[c])}
+                c: {"from": _plain(left.at[i, c]), "to": _plain(right.at[i, c])}
                 for c in common
-                if not (pd.isna(ra[c]) and pd.isna(rb[c])) and ra[c] != rb[c]
+                if differs[c][i]
             }
-            changed_rows.append({"key": _plain(k), "columns": cols})
+            changed_rows.append({"key": _plain(both[i]), "columns": cols})
     samples = {
         "added": _records(ib.loc[add_keys[:SAMPLE]]) if add_keys else [],
         "removed": _records(ia.loc[rem_keys[:SAMPLE]]) if rem_keys else [],
         "changed": changed_rows,
     }
     return len(add_keys), len(rem_keys), n_changed, samples
+
+
+def _differs(a: pd.Series, b: pd.Series) -> np.ndarray:
+    """Per row: does the value differ? A retyped column is compared by value
+    (3 and 3.0 are the same value), not by its typed hash."""
+    if a.dtype == b.dtype:
+        return row_hashes(a.to_frame(), None) != row_hashes(b.to_frame(), None)
+    return np.array([not _same(x, y) for x, y in zip(a.tolist(), b.tolist(), strict=True)])
+
+
+def _same(x: Any, y: Any) -> bool:
+    if _missing(x) or _missing(y):
+        return _missing(x) and _missing(y)
+    try:
+        return bool(canonical(x) == canonical(y))
+    except (TypeError, ValueError):
+        return False
+
+
+def _missing(v: Any) -> bool:
+    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
 
 
 def _by_content(da: pd.DataFrame, db: pd.DataFrame, common: list[str]):  # type: ignore[no-untyped-def]
@@ -238,7 +261,9 @@ def diff_labels(store: ObjectStore, a: Labelset, b: Labelset, a_id: str, b_id: s
     transitions = Counter(f"{o} -> {n}" for o, n in zip(old[moved], new[moved], strict=True))
     changed = [
         {"key": _plain(k), "from": o, "to": n}
-        for k, o, n in zip(old[moved].index[:SAMPLE], old[moved][:SAMPLE], new[moved][:SAMPLE], strict=True)
+        for k, o, n in zip(
+            old[moved].index[:SAMPLE], old[moved][:SAMPLE], new[moved][:SAMPLE], strict=True
+        )
     ]
     added = lb.index.difference(la.index)
     removed = la.index.difference(lb.index)

@@ -97,7 +97,9 @@ def snapshot_labels(
     missing = ~frame[key].astype(str).isin(known)
     if missing.any():
         idx = frame.index[missing]
-        shown = ", ".join(f"{frame.at[i, key]!r} ({table.line_of(i)})" for i in idx[:MAX_LISTED])
+        shown = ", ".join(
+            f"{_scalar(frame.at[i, key])!r} ({table.line_of(i)})" for i in idx[:MAX_LISTED]
+        )
         raise InvalidInput(
             f"{table.source}: {int(missing.sum())} label key(s) are not samples of dataset "
             f"{dataset_ref}; first: {shown}"
@@ -115,3 +117,9 @@ def snapshot_labels(
         chunks=chunks,
         parents=(Parent(id=dataset_id, role="dataset"),),
     )
+
+
+def _scalar(value: object) -> object:
+    """A numpy scalar as the plain Python value users wrote (5, not np.int64(5))."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value

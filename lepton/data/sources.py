@@ -5,13 +5,18 @@ line, row or column."""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
-from collections.abc import Iterator
+import warnings
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property, partial
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -37,8 +42,16 @@ class LoadedTable:
     frame: pd.DataFrame
     source: str
     fmt: str
+    # the physical line where each row starts; computed only when an error needs it
+    lines: Callable[[], list[int]] | None = None
+
+    @cached_property
+    def _lines(self) -> list[int] | None:
+        return self.lines() if self.lines else None
 
     def line_of(self, i: int) -> str:
+        if self._lines is not None and i < len(self._lines):
+            return f"line {self._lines[i]}"
         if self.fmt in ("csv", "tsv"):
             return f"line {i + 2}"  # 1-based, after the header line
         if self.fmt == "jsonl":
@@ -58,22 +71,24 @@ def table_format(path: str) -> str:
 def read_table(location: Location, path: str, label: str | None = None) -> LoadedTable:
     """Read one table file; ``label`` is how errors name it (default: the path)."""
     src = label or path
-    fmt = table_format(path)
     fs = location.fs
     if not fs.exists(path):
         raise NotFound(f"{src}: no such file")
     if fs.isdir(path):
         raise InvalidInput(f"{src}: is a folder; a table source must be one file")
+    fmt = table_format(path)
     if fs.size(path) == 0:
         raise InvalidInput(f"{src}: the file is empty")
     with fs.open(path, "rb", compression="infer") as f:
-        frame = _parse(f, fmt, src)
+        frame, lines = _parse(f, fmt, src)
+    if fmt in ("csv", "tsv"):  # blank lines and quoted newlines shift line numbers
+        lines = partial(_delimited_lines, fs, path, "," if fmt == "csv" else "\t")
     if len(frame.columns) == 0:
         raise InvalidInput(f"{src}: no columns")
     if len(frame) == 0:
         raise InvalidInput(f"{src}: no data rows (only a header)")
     frame.columns = [str(c) for c in frame.columns]
-    return LoadedTable(frame, src, fmt)
+    return LoadedTable(frame, src, fmt, lines)
 
 
 def from_frame(frame: pd.DataFrame, label: str = "<DataFrame>") -> LoadedTable:
@@ -86,26 +101,65 @@ def from_frame(frame: pd.DataFrame, label: str = "<DataFrame>") -> LoadedTable:
     return LoadedTable(frame, label, "frame")
 
 
-def _parse(f, fmt: str, src: str) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+def _parse(f, fmt: str, src: str):  # type: ignore[no-untyped-def]
+    """(frame, lines): ``lines`` gives each row's line, where the parse knows it."""
     try:
         if fmt in ("csv", "tsv"):
-            return pd.read_csv(f, sep="," if fmt == "csv" else "\t", encoding="utf-8")
+            return _read_delimited(f, fmt, src), None
         if fmt == "parquet":
-            return pq.read_table(f).to_pandas()
+            return pq.read_table(f).to_pandas(), None
         return _read_jsonl(f, src)
     except pd.errors.EmptyDataError as e:
         raise InvalidInput(f"{src}: the file has no columns") from e
     except pd.errors.ParserError as e:
         detail = str(e).replace("Error tokenizing data. C error: ", "").strip()
         raise InvalidInput(f"{src}: malformed {fmt.upper()}: {detail}") from e
+    except (EOFError, zlib.error) as e:
+        raise InvalidInput(f"{src}: the compressed file is truncated or corrupt: {e}") from e
     except UnicodeDecodeError as e:
         raise InvalidInput(f"{src}: not UTF-8 text (bad byte at offset {e.start})") from e
     except (pa.ArrowInvalid, OSError) as e:
         raise InvalidInput(f"{src}: not a readable {fmt} file: {e}") from e
 
 
-def _read_jsonl(f, src: str) -> pd.DataFrame:  # type: ignore[no-untyped-def]
-    records = []
+def _read_delimited(f, fmt: str, src: str) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    sep = "," if fmt == "csv" else "\t"
+    # By default pandas silently turns extra fields of the first rows into an index
+    # (dropped later); with index_col=False it drops them with a warning. Refuse
+    # instead, naming the first line that is too long.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        frame = pd.read_csv(f, sep=sep, encoding="utf-8", index_col=False)
+    if any("Length of header" in str(w.message) for w in caught):
+        f.seek(0)
+        reader = csv.reader(io.TextIOWrapper(f, encoding="utf-8", newline=""), delimiter=sep)
+        width = len(next(reader, []))
+        where = next(
+            (f"line {reader.line_num}, saw {len(r)}" for r in reader if len(r) > width),
+            "a line",
+        )
+        raise InvalidInput(f"{src}: malformed {fmt.upper()}: Expected {width} fields in {where}")
+    return frame
+
+
+def _delimited_lines(fs, path: str, sep: str) -> list[int]:  # type: ignore[no-untyped-def]
+    """The line on which each data row starts, as pandas counts rows (blank lines
+    skipped, a quoted field may span lines)."""
+    out: list[int] = []
+    with fs.open(path, "rb", compression="infer") as f:
+        reader = csv.reader(io.TextIOWrapper(f, encoding="utf-8", newline=""), delimiter=sep)
+        prev, header = 0, True
+        for row in reader:
+            start, prev = prev + 1, reader.line_num
+            if row and header:
+                header = False
+            elif row:
+                out.append(start)
+    return out
+
+
+def _read_jsonl(f, src: str):  # type: ignore[no-untyped-def]
+    records, lines = [], []
     for n, raw in enumerate(io.TextIOWrapper(f, encoding="utf-8"), start=1):
         if not raw.strip():
             continue
@@ -116,7 +170,8 @@ def _read_jsonl(f, src: str) -> pd.DataFrame:  # type: ignore[no-untyped-def]
         if not isinstance(rec, dict):
             raise InvalidInput(f"{src}: line {n} is not a JSON object")
         records.append(rec)
-    return pd.DataFrame.from_records(records)
+        lines.append(n)
+    return pd.DataFrame.from_records(records), lambda: lines
 
 
 def check_key(table: LoadedTable, key: str, role: str = "key") -> None:
@@ -129,7 +184,16 @@ def check_key(table: LoadedTable, key: str, role: str = "key") -> None:
     if len(nulls):
         where = ", ".join(table.line_of(i) for i in nulls[:MAX_LISTED])
         raise InvalidInput(f"{table.source}: {role} column '{key}' is empty at {where}")
-    dup = frame[key].duplicated(keep=False)
+    column = frame[key]
+    if column.dtype == object:
+        nested = column.map(lambda v: isinstance(v, list | tuple | dict | set | np.ndarray))
+        if nested.any():
+            where = table.line_of(int(np.flatnonzero(nested.to_numpy())[0]))
+            raise InvalidInput(
+                f"{table.source}: {role} column '{key}' must hold plain values, "
+                f"not lists or objects (first at {where})"
+            )
+    dup = column.duplicated(keep=False)
     if dup.any():
         first = frame.loc[dup, key]
         shown = []

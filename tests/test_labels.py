@@ -1,0 +1,179 @@
+"""Labelsets on both real stacks: keyed labels checked against a table or a
+tree dataset, relabeling without copying data, label diffs and lineage."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lepton.errors import InvalidInput
+from lepton.manifest import Labelset, Parent
+from lepton.repo import Repo
+
+CLASSES = np.array(["bird", "cat", "dog"])
+N = 2_000
+
+
+def objects(repo: Repo) -> set[str]:
+    return set(repo.store.iter_keys())
+
+
+def samples(n: int = N) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"id": np.arange(n) * 3 + 1, "x": rng.normal(size=n)})
+
+
+def labels_for(ids, seed: int = 1) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"id": list(ids), "label": CLASSES[rng.integers(0, 3, len(ids))]})
+
+
+@pytest.fixture
+def dataset(repo):  # type: ignore[no-untyped-def]
+    return repo.snapshot_data("samples", samples(), key="id")
+
+
+def test_labels_for_a_table_dataset(repo, dataset, tmp_path):
+    labels = labels_for(samples()["id"])
+    path = tmp_path / "labels.csv"
+    labels.to_csv(path, index=False)
+    snap = repo.snapshot_labels("labels", path, dataset="samples@v1", key="id", label="label")
+    m = snap.manifest
+    assert isinstance(m, Labelset)
+    assert snap.created and snap.version.kind == "labelset" and snap.version.version == 1
+    assert (m.key, m.label, m.rows) == ("id", "label", N)
+    assert m.classes == dict(sorted(Counter(labels["label"]).items()))
+    assert sum(m.classes.values()) == N
+    assert m.parents == (Parent(id=dataset.version.id, role="dataset"),)
+    assert snap.version.meta == {"source": str(path), "dataset": "samples@v1"}
+    pd.testing.assert_frame_equal(repo.read_table("labels"), labels)
+    # the same labels again are no new version
+    again = repo.snapshot_labels("labels", labels, dataset="samples", key="id", label="label")
+    assert not again.created and again.version.id == snap.version.id
+
+
+def test_labels_for_a_tree_dataset_are_keyed_by_path(repo, tmp_path):
+    src = tmp_path / "images"
+    paths = [f"{c}/img-{i}.png" for c in ("a", "b") for i in range(20)]
+    for p in paths:
+        (src / p).parent.mkdir(parents=True, exist_ok=True)
+        (src / p).write_bytes(p.encode())
+    repo.snapshot_data("images", src)
+    labels = pd.DataFrame({"path": paths, "label": [p.split("/")[0] for p in paths]})
+    snap = repo.snapshot_labels("image-labels", labels, dataset="images", key="path", label="label")
+    assert snap.manifest.classes == {"a": 20, "b": 20}
+    wrong = labels.copy()
+    wrong.loc[3, "path"] = "a/missing.png"
+    with pytest.raises(InvalidInput, match=r"1 label key\(s\) are not samples .*'a/missing\.png'"):
+        repo.snapshot_labels("image-labels", wrong, dataset="images", key="path", label="label")
+
+
+def test_labels_for_unknown_samples_name_them_with_lines(repo, dataset, tmp_path):
+    labels = labels_for(samples()["id"][:10])
+    labels.loc[3, "id"] = 5  # not a sample: ids are 1, 4, 7, ...
+    labels.loc[7, "id"] = 6
+    labels.loc[8, "id"] = 999_999
+    path = tmp_path / "labels.csv"
+    labels.to_csv(path, index=False)
+    before = objects(repo)
+    with pytest.raises(InvalidInput) as e:
+        repo.snapshot_labels("labels", path, dataset="samples", key="id", label="label")
+    msg = str(e.value)
+    assert str(path) in msg and "3 label key(s) are not samples of dataset samples@v1" in msg
+    assert "5 (line 5), 6 (line 9), 999999 (line 10)" in msg
+    assert objects(repo) == before
+    assert not any(name == "labels" for name, _, _ in repo.registry.names())
+
+
+def test_labels_need_a_keyed_dataset(repo, tmp_path):
+    repo.snapshot_data("nokey", samples(50))
+    with pytest.raises(InvalidInput, match="dataset nokey@v1 has no key column"):
+        repo.snapshot_labels("l", labels_for(range(50)), dataset="nokey", key="id", label="label")
+    repo.snapshot_labels("l", labels_for([1]), dataset=_keyed(repo), key="id", label="label")
+    with pytest.raises(InvalidInput, match="is a labelset, not a dataset"):
+        repo.snapshot_labels("l2", labels_for([1]), dataset="l", key="id", label="label")
+
+
+def _keyed(repo: Repo) -> str:
+    return repo.snapshot_data("keyed", samples(10), key="id").version.ref
+
+
+def test_label_column_problems(repo, dataset):
+    labels = labels_for(samples()["id"][:5])
+    with pytest.raises(
+        InvalidInput, match="label column 'species' not found; columns are: id, label"
+    ):
+        repo.snapshot_labels("l", labels, dataset="samples", key="id", label="species")
+    with pytest.raises(InvalidInput, match="cannot also be the key"):
+        repo.snapshot_labels("l", labels, dataset="samples", key="id", label="id")
+    labels.loc[2, "label"] = None
+    with pytest.raises(InvalidInput, match="label column 'label' is empty at row 3"):
+        repo.snapshot_labels("l", labels, dataset="samples", key="id", label="label")
+
+
+def test_relabel_one_percent_stores_only_label_chunks(repo, dataset):
+    ids = samples()["id"]
+    v1 = labels_for(ids)
+    first = repo.snapshot_labels("labels", v1, dataset="samples", key="id", label="label")
+    before = objects(repo)
+    v2 = v1.copy()
+    rng = np.random.default_rng(5)
+    rows = rng.choice(N, size=N // 100, replace=False)
+    flip = {"bird": "cat", "cat": "dog", "dog": "bird"}
+    v2.loc[rows, "label"] = v2.loc[rows, "label"].map(flip)
+    second = repo.snapshot_labels("labels", v2, dataset="samples", key="id", label="label")
+    assert second.created and second.version.version == 2
+    assert second.manifest.parent("dataset") == dataset.version.id
+    # the data was not copied: one dataset version, and the store gained only
+    # the new label chunks and the labelset manifest
+    assert [v.version for v in repo.log("samples")] == [1]
+    new = objects(repo) - before
+    assert new == {c.id for c in second.manifest.chunks} - before | {second.version.id}
+    assert not new & {c.id for c in dataset.manifest.chunks}
+    assert len(new) <= 3
+    # the diff names each relabeled sample with its old and new label
+    d = repo.diff("labels@v1", "labels@v2")
+    assert (d.added, d.removed, d.changed) == (0, 0, N // 100)
+    assert d.dataset_a == d.dataset_b == dataset.version.id
+    expected = Counter(f"{v1.at[r, 'label']} -> {v2.at[r, 'label']}" for r in rows)
+    assert d.transitions == dict(expected)
+    assert len(d.samples["changed"]) == 10
+    old, new_labels = v1.set_index("id")["label"], v2.set_index("id")["label"]
+    for s in d.samples["changed"]:
+        assert s["key"] in set(v1.loc[rows, "id"])
+        assert (s["from"], s["to"]) == (old[s["key"]], new_labels[s["key"]])
+    # lineage: the labelset sits on the dataset; the dataset's impact lists both versions
+    up = repo.lineage("labels@v2")
+    assert dataset.version.id in {n.id for n in up.nodes if n.depth == 1}
+    assert {(e.parent_id, e.role) for e in up.edges} == {(dataset.version.id, "dataset")}
+    impact = {(n.name, n.version) for n in repo.impact("samples@v1").nodes if n.depth > 0}
+    assert impact == {("labels", 1), ("labels", 2)}
+    assert first.version.id != second.version.id
+
+
+def test_labels_diff_added_and_removed_samples(repo, dataset):
+    ids = list(samples()["id"])
+    v1 = labels_for(ids[:100])
+    v2 = pd.concat([v1.iloc[10:], labels_for(ids[100:105], seed=9)], ignore_index=True)
+    repo.snapshot_labels("labels", v1, dataset="samples", key="id", label="label")
+    repo.snapshot_labels("labels", v2, dataset="samples", key="id", label="label")
+    d = repo.diff("labels@v1", "labels@v2")
+    assert (d.added, d.removed, d.changed) == (5, 10, 0)
+    assert {s["key"] for s in d.samples["added"]} == set(ids[100:105])
+    assert {s["key"] for s in d.samples["removed"]} == set(ids[:10])
+    assert {s["label"] for s in d.samples["removed"]} <= set(CLASSES)
+
+
+def test_labels_follow_a_new_dataset_version(repo, dataset, tmp_path: Path):
+    grown = samples(N + 10)
+    v2 = repo.snapshot_data("samples", grown, key="id")
+    labels = labels_for(grown["id"].iloc[-10:])
+    with pytest.raises(InvalidInput, match="10 label key"):
+        repo.snapshot_labels("l", labels, dataset="samples@v1", key="id", label="label")
+    snap = repo.snapshot_labels("l", labels, dataset="samples@latest", key="id", label="label")
+    assert snap.manifest.parent("dataset") == v2.version.id
+    assert snap.version.meta["dataset"] == "samples@v2"

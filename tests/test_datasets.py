@@ -409,3 +409,11 @@ def test_checkout_refuses_a_crafted_manifest(repo, tmp_path, bad):
     with pytest.raises(InvalidInput, match="unsafe file name"):
         repo.checkout("crafted", box / "dest")
     assert read_tree(box) == {}, "nothing written, not even the safe file"
+
+
+def test_string_dtype_does_not_change_identity(repo):
+    """The same strings held as pandas `object` or `str` are the same content."""
+    frame = pd.DataFrame({"id": ["a", "b", "c"], "v": [1, 2, 3]})
+    first = repo.snapshot_data("dtypes", frame.astype({"id": "str"}), key="id")
+    again = repo.snapshot_data("dtypes", frame.astype({"id": object}), key="id")
+    assert first.version.id == again.version.id and not again.created

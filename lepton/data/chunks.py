@@ -88,10 +88,17 @@ def boundaries(
 
 
 def to_arrow(frame: pd.DataFrame, source: str) -> pa.Table:
+    """Arrow table in a canonical form: the same values give the same bytes
+    whether pandas held strings as ``object`` or ``str`` (no pandas metadata,
+    strings always large_string)."""
     try:
-        return pa.Table.from_pandas(frame, preserve_index=False)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise InvalidInput(f"{source}: a column mixes types that cannot be stored: {e}") from e
+    schema = pa.schema(
+        [f.with_type(pa.large_string()) if f.type == pa.string() else f for f in table.schema]
+    )
+    return table.cast(schema).replace_schema_metadata(None)
 
 
 def columns_of(table: pa.Table) -> tuple[Column, ...]:

@@ -88,8 +88,28 @@ class Repo:
     def _commit(
         self, manifest: Manifest, message: str | None, meta: dict[str, Any], run_id: str | None
     ) -> Snapshot:
-        """Store the manifest (last, after every object it names), then register it."""
+        return self.commit(manifest, message=message, meta=meta, run_id=run_id)
+
+    def commit(
+        self,
+        manifest: Manifest,
+        *,
+        message: str | None = None,
+        meta: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        reuse_any: bool = False,
+    ) -> Snapshot:
+        """Store the manifest (last, after every object it names), then register it.
+
+        The same content as the latest version makes no new version; with
+        ``reuse_any``, the same content as any earlier version of the name
+        returns that version (candidates registered as versions of a model).
+        """
         id = self.put_manifest(manifest)
+        if reuse_any:
+            for existing in self.registry.by_id(id):
+                if existing.name == manifest.name:
+                    return Snapshot(existing, False, manifest)
         version, created = self.registry.register(
             id=id,
             kind=manifest.kind,
@@ -97,8 +117,8 @@ class Repo:
             parents=[(p.id, p.role) for p in manifest.parents],
             creator=self.creator,
             message=message,
-            meta=meta,
-            run_id=run_id,
+            meta=meta or {},
+            run_id=run_id or manifest.run,
         )
         return Snapshot(version, created, manifest)
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from lepton.errors import ConfigError, StorageError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD = "0001"  # the newest revision in migrations/versions; a test checks it
+HEAD = "0002"  # the newest revision in migrations/versions; a test checks it
 _PG_LOCK_KEY = 0x1E970  # advisory lock that serialises migrations on PostgreSQL
 BUSY_TIMEOUT_MS = 30_000
 

@@ -92,3 +92,14 @@ alias_history = Table(
     Column("reason", Text, nullable=True),
     Index("ix_alias_history_name_alias", "name", "alias"),
 )
+
+# Work already done: a key derived from a step's inputs (e.g. a fit key)
+# -> the artifact that step produced, so unchanged steps are reused.
+memos = Table(
+    "memos",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("artifact_id", String(80), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,105 @@
+"""snapshot-data and version-components."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lepton.data.chunks import read_chunks
+from lepton.errors import InvalidInput, NotFound
+from lepton.manifest import Labelset, TableDataset
+from lepton.model_manifest import EvalSet
+from lepton.pipeline.context import Context
+from lepton.training.components import plan_candidate
+from lepton.training.data import check_classes, data_interface, draw_evalset, feature_columns
+
+
+def preflight(ctx: Context) -> None:
+    """Cheap checks before any data is read: every component type exists and
+    its parameters validate, policy and targets are consistent (the config
+    model checked those on load)."""
+    types = ctx.types()
+    for cand in ctx.project.candidates:
+        for cfg in cand.components:
+            where = f"candidates.{cand.name}.components.{cfg.name}"
+            types.get(cfg.type, where).from_config(cfg.params, where)
+
+
+def snapshot_data(ctx: Context) -> dict[str, Any]:
+    """Snapshot the data and the labels; unchanged sources reuse their versions."""
+    p = ctx.project
+    data = ctx.repo.snapshot_data(p.data.name, ctx.source(p.data.source), key=p.data.key)
+    labels = ctx.repo.snapshot_labels(
+        p.labels.name,
+        ctx.source(p.labels.source),
+        dataset=data.version.ref,
+        key=p.labels.key,
+        label=p.labels.label,
+    )
+    return {
+        "dataset": data.version.id,
+        "dataset_ref": data.version.ref,
+        "dataset_new": data.created,
+        "labelset": labels.version.id,
+        "labelset_ref": labels.version.ref,
+        "labelset_new": labels.created,
+    }
+
+
+def _tables(ctx: Context, dataset_id: str, labelset_id: str) -> tuple[TableDataset, Labelset]:
+    dataset, labelset = ctx.manifest(dataset_id), ctx.manifest(labelset_id)
+    if not isinstance(dataset, TableDataset):
+        raise InvalidInput(
+            f"{ctx.ref(dataset_id)}: training reads tables; this dataset is a file tree"
+        )
+    if not isinstance(labelset, Labelset):
+        raise InvalidInput(f"{ctx.ref(labelset_id)} is not a labelset")
+    return dataset, labelset
+
+
+def pinned_evalset(ctx: Context, dataset_id: str, labelset_id: str) -> str:
+    """The evaluation set: the latest version of its name, or drawn now if none."""
+    spec = ctx.project.evaluation
+    _, labelset = _tables(ctx, dataset_id, labelset_id)
+    try:
+        current = ctx.repo.registry.latest(spec.name)
+    except NotFound:
+        labels = read_chunks(ctx.repo.store, labelset.chunks)
+        drawn = draw_evalset(
+            ctx.repo.store,
+            spec.name,
+            labels,
+            labelset,
+            dataset_id,
+            labelset_id,
+            spec.fraction,
+            spec.seed,
+        )
+        return ctx.repo.commit(drawn, message="drawn for evaluation").version.id
+    evalset = ctx.manifest(current.id)
+    if not isinstance(evalset, EvalSet):
+        raise InvalidInput(
+            f"evaluation.name '{spec.name}' is a {evalset.kind}, not an evaluation set"
+        )
+    check_classes(labelset, ctx.ref(labelset_id), evalset, current.ref)
+    return current.id
+
+
+def version_components(ctx: Context, dataset_id: str, labelset_id: str) -> dict[str, Any]:
+    """Check every wiring against the data's interface, then version each
+    component spec. Fails before any training on the first misfit."""
+    dataset, labelset = _tables(ctx, dataset_id, labelset_id)
+    ref = ctx.ref(dataset_id)
+    features = feature_columns(dataset, ctx.project.features, ref)
+    interface = data_interface(dataset, features, ref)
+    evalset_id = pinned_evalset(ctx, dataset_id, labelset_id)
+    evalset = ctx.manifest(evalset_id)
+    assert isinstance(evalset, EvalSet)
+    types = ctx.types()
+    plans = {
+        c.name: plan_candidate(ctx.project, c, types, interface, evalset.classes)
+        for c in ctx.project.candidates
+    }
+    specs: dict[str, list[str]] = {}
+    for name, stages in plans.items():
+        specs[name] = [ctx.repo.commit(s.spec).version.id for s in stages]
+    return {"evalset": evalset_id, "specs": specs, "features": list(features)}

@@ -100,7 +100,7 @@ class LoadedModel:
     def classes(self) -> tuple[str, ...]:
         return self.model.classes
 
-    def _inputs(self, x: pd.DataFrame | np.ndarray) -> np.ndarray:
+    def inputs(self, x: pd.DataFrame | np.ndarray) -> np.ndarray:
         if isinstance(x, pd.DataFrame):
             missing = [f for f in self.model.features if f not in x.columns]
             if missing:
@@ -112,7 +112,7 @@ class LoadedModel:
         return np.asarray(x) if self.model.input.kind == "text" else np.asarray(x, dtype=np.float32)
 
     def predict_proba(self, x: pd.DataFrame | np.ndarray) -> np.ndarray:
-        h = self._inputs(x)
+        h = self.inputs(x)
         for comp in self.components:
             h = comp.predict_proba(h) if comp.final else comp.transform(h)
         return h

@@ -9,6 +9,7 @@ from lepton import hashing
 from lepton.components import ComponentTypes
 from lepton.manifest import Manifest, canonical_json
 from lepton.project import Project
+from lepton.registry.memo import RegistryMemo
 from lepton.repo import Repo
 
 
@@ -18,6 +19,10 @@ class Context:
     project: Project
     root: Path  # folder of the project config: relative sources resolve here
     run_id: str | None = None
+    reuse: bool = True  # False: recompute every step (replay), ignoring memos
+
+    def memo(self) -> RegistryMemo:
+        return RegistryMemo(self.repo.engine, read=self.reuse)
 
     def types(self) -> ComponentTypes:
         return self.project.component_types()

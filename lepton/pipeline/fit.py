@@ -7,7 +7,6 @@ from typing import Any
 from lepton.model_manifest import EvalSet
 from lepton.pipeline.context import Context
 from lepton.pipeline.prepare import _tables
-from lepton.registry.memo import RegistryMemo
 from lepton.training.components import plan_candidate
 from lepton.training.data import data_interface, feature_columns, load_arrays
 from lepton.training.train import Inputs, train_candidate
@@ -37,7 +36,7 @@ def train(
 
     trained = train_candidate(
         ctx.repo.store,
-        RegistryMemo(ctx.repo.engine),
+        ctx.memo(),
         register,
         model_name=ctx.project.name,
         candidate=candidate,

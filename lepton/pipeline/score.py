@@ -23,7 +23,6 @@ from lepton.manifest import Parent, TableDataset
 from lepton.model_manifest import Cost, Decision, EvalSet, Evaluation, Model
 from lepton.pipeline.context import Context, key_of
 from lepton.pipeline.loading import fit_objects, load_model
-from lepton.registry.memo import RegistryMemo
 
 MB = float(1 << 20)
 
@@ -48,7 +47,7 @@ def _eval_inputs(
 def evaluate(ctx: Context, model_id: str, evalset_id: str) -> dict[str, Any]:
     """Quality on the pinned evaluation set (deterministic) and cost (measured)."""
     spec = ctx.project.evaluation
-    memo = RegistryMemo(ctx.repo.engine)
+    memo = ctx.memo()
     q_key = key_of(
         step="evaluate",
         model=model_id,

@@ -12,10 +12,15 @@ from lepton.registry import schema as t
 
 
 class RegistryMemo:
-    def __init__(self, engine: Engine) -> None:
+    """``read=False`` recomputes everything (a replay) while still recording."""
+
+    def __init__(self, engine: Engine, read: bool = True) -> None:
         self.engine = engine
+        self.read = read
 
     def memo_get(self, key: str) -> str | None:
+        if not self.read:
+            return None
         with self.engine.connect() as conn:
             return conn.execute(select(t.memos.c.artifact_id).where(t.memos.c.key == key)).scalar()
 

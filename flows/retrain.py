@@ -1,0 +1,142 @@
+"""The retraining flow:
+
+    snapshot-data -> version-components -> train -> evaluate -> select -> deploy
+
+Every step passes artifact ids; a re-run with unchanged inputs is served
+from Prefect's cache (keys are artifact ids) and, below it, from Lepton's
+own memos. The lepton run record and the Prefect flow run point at each other.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from pydantic import BaseModel, ConfigDict, Field
+
+from lepton.pipeline.context import logical_run_id
+from lepton.pipeline.runs import record_run, store_config
+from lepton.repo import open_repo
+from tasks import steps
+from tasks.common import Job, publish, short
+
+
+class RetrainParams(BaseModel):
+    """Parameters of a retraining run (the Prefect UI shows them as a form)."""
+
+    model_config = ConfigDict(extra="forbid")
+    config: str = Field(
+        "project.toml", description="project config (TOML); relative to the repo folder"
+    )
+    repo: str = Field(".", description="folder holding lepton.toml (store and registry URLs)")
+    reuse: bool = Field(True, description="reuse unchanged steps (False recomputes everything)")
+
+
+def _flow_run_id() -> str | None:
+    from prefect.runtime import flow_run
+
+    return str(flow_run.id) if flow_run.id else None
+
+
+@flow(name="retrain", log_prints=True)
+def retrain(params: RetrainParams | None = None) -> dict[str, Any]:
+    params = params or RetrainParams()
+    root = Path(params.repo).resolve()
+    config_path = Path(params.config)
+    config_path = config_path if config_path.is_absolute() else root / config_path
+    execution = _flow_run_id() or str(uuid.uuid4())
+    with open_repo(root) as repo:
+        config_key, project = store_config(repo, config_path)  # fails fast on a bad config
+        repo.registry.start_run(
+            execution, flow_run_id=_flow_run_id(), params=params.model_dump(), creator=repo.creator
+        )
+    job = Job(
+        repo=str(root),
+        config_key=config_key,
+        config_root=str(config_path.parent),
+        reuse=params.reuse,
+    )
+    try:
+        summary = _run(job, project.candidates, execution)
+    except BaseException:
+        with open_repo(root) as repo:
+            repo.registry.finish_run(execution, "failed")
+        raise
+    with open_repo(root) as repo:
+        repo.registry.finish_run(execution, "completed")
+    return summary
+
+
+def _run(job: Job, candidates: Any, execution: str) -> dict[str, Any]:
+    data = steps.snapshot_data(job)
+    with open_repo(job.repo) as repo:
+        from lepton.pipeline.runs import read_config
+
+        project = read_config(repo, job.config_key)
+    run_id = logical_run_id(project, data["dataset"], data["labelset"])
+    job = job.model_copy(update={"run_id": run_id})
+    comps = steps.version_components(job, data["dataset"], data["labelset"])
+    evalset = comps["evalset"]
+    models, evaluated = [], []
+    for cand in candidates:
+        trained = steps.train(
+            job, cand.name, data["dataset"], data["labelset"], evalset, comps["specs"][cand.name]
+        )
+        models.append(trained)
+        evaluated.append(steps.evaluate(job, trained["model"], evalset))
+    decision = steps.select(job, evaluated, evalset)
+    deployed = steps.deploy(job, decision["decision"])
+    outputs = {
+        "dataset": data["dataset"],
+        "labelset": data["labelset"],
+        "evalset": evalset,
+        "specs": comps["specs"],
+        "models": [
+            {"candidate": m["candidate"], "model": m["model"], "stages": m["stages"]}
+            for m in models
+        ],
+        "evaluations": evaluated,
+        "decision": decision["decision"],
+        "deployment": deployed.get("deployment"),
+    }
+    with open_repo(job.repo) as repo:
+        record = record_run(
+            repo,
+            project,
+            run_id=run_id,
+            flow_run_id=_flow_run_id(),
+            config_key=job.config_key,
+            params={"execution": execution, "reuse": job.reuse},
+            outputs=outputs,
+        )
+    summary = {
+        "run": run_id,
+        "record": record,
+        "execution": execution,
+        "flow_run_id": _flow_run_id(),
+        "winner": decision["winner_ref"],
+        "promote": decision["promote"],
+        "reason": decision["reason"],
+        "deployed": deployed,
+        "models": outputs["models"],
+    }
+    publish(
+        "lepton-run",
+        f"### Lepton run `{short(run_id)}`\n- record `{record}`\n- execution `{execution}`\n"
+        f"- dataset `{short(data['dataset'])}`, labels `{short(data['labelset'])}`, "
+        f"evaluation set `{short(evalset)}`\n- decision: {decision['reason']}\n"
+        + (
+            f"- deployed {deployed['model_ref']} to {deployed['location']}"
+            if deployed["deployed"]
+            else "- not deployed"
+        ),
+    )
+    return summary
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(retrain(RetrainParams(config=sys.argv[1] if len(sys.argv) > 1 else "project.toml")))  # noqa: T201

@@ -11,44 +11,40 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
-from sqlalchemy.exc import OperationalError
 
 from lepton import hashing
 from lepton.errors import AmbiguousRef, Conflict, InvalidInput, NotFound, StorageError
-from lepton.manifest import validate_name
+from lepton.manifest import NAME_RE, validate_name
 from lepton.registry import schema as t
 from lepton.registry.entities import Alias, AliasMove, ArtifactVersion, Run
+from lepton.registry.rows import (
+    check_artifact,
+    iso,
+    now,
+    to_alias,
+    to_alias_move,
+    to_artifact,
+    to_run,
+)
 
 RESERVED_ALIASES = {"latest"}
 _VERSION_RE = re.compile(r"^v(\d+)$")
 _HEX_RE = re.compile(r"^(?:blake3:)?([0-9a-f]{4,64})$")
+MAX_VERSION = 2**31 - 1  # the INTEGER column's range
 
 
 class Journal(Protocol):
     """Where the registry appends its event records (the store's log)."""
 
     def append_record(self, category: str, record: dict[str, Any]) -> str: ...
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(ts: datetime | None) -> datetime | None:
-    if ts is not None and ts.tzinfo is None:
-        return ts.replace(tzinfo=UTC)
-    return ts
-
-
-def _iso(ts: datetime | None) -> str | None:
-    return ts.isoformat() if ts else None
 
 
 class Registry:
@@ -70,6 +66,8 @@ class Registry:
             raise Conflict(f"registry write conflicts with an existing row: {e.orig}") from e
         except OperationalError as e:
             raise StorageError(f"registry: {e.orig}") from e
+        except DataError as e:  # e.g. a value too long for its column
+            raise InvalidInput(f"registry refused a value: {e.orig}") from e
 
     def _log(self, category: str, record: dict[str, Any]) -> None:
         if self.journal is not None:
@@ -100,12 +98,21 @@ class Registry:
         """
         validate_name(name)
         parents = list(parents)
+        check_artifact(id, kind, parents)
 
         def tx(conn: Connection) -> tuple[ArtifactVersion, bool]:
+            # The name's row exists (counter 0 if new) and is locked before the
+            # latest version is read: two writers of the same content cannot
+            # both see "not registered yet" under READ COMMITTED.
+            ensure = self._insert(t.names).values(name=name, kind=kind, last_version=0)
+            conn.execute(ensure.on_conflict_do_nothing(index_elements=["name"]))
+            self._lock_name(conn, name)
             if dedupe_latest:
                 latest = self._latest_row(conn, name)
                 if latest is not None and latest.id == id:
-                    return self._entity(latest), False
+                    if latest.kind != kind:
+                        raise Conflict(f"'{name}' is a {latest.kind}, not a {kind}")
+                    return to_artifact(latest), False
             number = self._next_version(conn, name, kind, version)
             row = {
                 "name": name,
@@ -127,18 +134,24 @@ class Registry:
             if journal:
                 self._log(
                     "registry",
-                    {"event": "register", **row, "created_at": _iso(row["created_at"])},
+                    {"event": "register", **row, "created_at": iso(row["created_at"])},
                 )
-            return self._entity(row), True
+            return to_artifact(row), True
 
         return self._write(tx)
+
+    @staticmethod
+    def _lock_name(conn: Connection, name: str) -> None:
+        """Hold the name's row lock until commit, so writes to one name go one
+        at a time (PostgreSQL; on SQLite, BEGIN IMMEDIATE already serialises)."""
+        conn.execute(select(t.names.c.name).where(t.names.c.name == name).with_for_update())
 
     def _next_version(self, conn: Connection, name: str, kind: str, version: int | None) -> int:
         """Atomically bump the per-name counter (or, on rebuild, raise it to ``version``)."""
         bumped = t.names.c.last_version + 1 if version is None else _greatest(conn, version)
         stmt = (
             self._insert(t.names)
-            .values(name=name, kind=kind, last_version=version or 1)
+            .values(name=name, kind=kind, last_version=version or 1)  # row exists: updates
             .on_conflict_do_update(index_elements=["name"], set_={"last_version": bumped})
             .returning(t.names.c.last_version, t.names.c.kind)
         )
@@ -156,27 +169,12 @@ class Registry:
         )
         return conn.execute(q).first()
 
-    @staticmethod
-    def _entity(row: Any) -> ArtifactVersion:
-        m = row._mapping if hasattr(row, "_mapping") else row
-        meta = m["meta"]
-        return ArtifactVersion(
-            name=m["name"],
-            version=m["version"],
-            id=m["id"],
-            kind=m["kind"],
-            created_at=_aware(m["created_at"]),
-            creator=m["creator"],
-            message=m["message"],
-            meta=json.loads(meta) if isinstance(meta, str) else (meta or {}),
-            run_id=m["run_id"],
-        )
-
     def _rows(self, q) -> list[ArtifactVersion]:  # type: ignore[no-untyped-def]
         with self.engine.connect() as conn:
-            return [self._entity(r) for r in conn.execute(q)]
+            return [to_artifact(r) for r in conn.execute(q)]
 
     def versions(self, name: str) -> list[ArtifactVersion]:
+        validate_name(name)
         q = select(t.artifacts).where(t.artifacts.c.name == name).order_by(t.artifacts.c.version)
         rows = self._rows(q)
         if not rows:
@@ -184,10 +182,9 @@ class Registry:
         return rows
 
     def get(self, name: str, version: int) -> ArtifactVersion:
-        q = select(t.artifacts).where(
-            t.artifacts.c.name == name, t.artifacts.c.version == version
-        )
-        rows = self._rows(q)
+        validate_name(name)
+        q = select(t.artifacts).where(t.artifacts.c.name == name, t.artifacts.c.version == version)
+        rows = self._rows(q) if 0 < version <= MAX_VERSION else []
         if not rows:
             if not self.has_name(name):
                 raise NotFound(self._missing_name(name))
@@ -199,8 +196,13 @@ class Registry:
         return self.versions(name)[-1]
 
     def has_name(self, name: str) -> bool:
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            return False
         with self.engine.connect() as conn:
-            return conn.execute(select(t.names.c.name).where(t.names.c.name == name)).first() is not None
+            return (
+                conn.execute(select(t.names.c.name).where(t.names.c.name == name)).first()
+                is not None
+            )
 
     def names(self, kind: str | None = None) -> list[tuple[str, str, int]]:
         q = select(t.names.c.name, t.names.c.kind, t.names.c.last_version).order_by(t.names.c.name)
@@ -270,6 +272,9 @@ class Registry:
         target = self.get(name, version)
 
         def tx(conn: Connection) -> AliasMove:
+            # Moves of one name go one at a time, so each reads the previous
+            # version that the last committed move wrote.
+            self._lock_name(conn, name)
             key = (t.aliases.c.name == name) & (t.aliases.c.alias == alias)
             prev = conn.execute(select(t.aliases.c.version).where(key)).scalar()
             ts = moved_at or now()
@@ -288,12 +293,14 @@ class Registry:
             }
             conn.execute(t.alias_history.insert().values(**move))
             if journal:
-                self._log("registry", {"event": "alias", **move, "moved_at": _iso(ts)})
+                self._log("registry", {"event": "alias", **move, "moved_at": iso(ts)})
             return AliasMove(**move)
 
         return self._write(tx)
 
     def alias(self, name: str, alias: str) -> Alias:
+        validate_name(name)
+        validate_name(alias, "alias")
         q = select(t.aliases).where(t.aliases.c.name == name, t.aliases.c.alias == alias)
         with self.engine.connect() as conn:
             row = conn.execute(q).first()
@@ -301,27 +308,22 @@ class Registry:
             if not self.has_name(name):
                 raise NotFound(self._missing_name(name))
             raise NotFound(f"{name} has no alias '{alias}'")
-        m = row._mapping
-        return Alias(**{**m, "updated_at": _aware(m["updated_at"])})
+        return to_alias(row)
 
     def aliases(self, name: str) -> list[Alias]:
+        validate_name(name)
         q = select(t.aliases).where(t.aliases.c.name == name).order_by(t.aliases.c.alias)
         with self.engine.connect() as conn:
-            return [
-                Alias(**{**r._mapping, "updated_at": _aware(r.updated_at)})
-                for r in conn.execute(q)
-            ]
+            return [to_alias(r) for r in conn.execute(q)]
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
+        validate_name(name)
         q = select(t.alias_history).where(t.alias_history.c.name == name)
         if alias:
             q = q.where(t.alias_history.c.alias == alias)
         with self.engine.connect() as conn:
             rows = conn.execute(q.order_by(t.alias_history.c.pk)).all()
-        return [
-            AliasMove(**{k: v for k, v in r._mapping.items() if k != "pk"} | {"moved_at": _aware(r.moved_at)})
-            for r in rows
-        ]
+        return [to_alias_move(r) for r in rows]
 
     # ---- runs -------------------------------------------------------------
     def start_run(
@@ -344,7 +346,7 @@ class Registry:
 
         def tx(conn: Connection) -> None:
             conn.execute(t.runs.insert().values(**row))
-            self._log("registry", {"event": "run", **row, "started_at": _iso(row["started_at"])})
+            self._log("registry", {"event": "run", **row, "started_at": iso(row["started_at"])})
 
         self._write(tx)
         return self.get_run(id)
@@ -352,31 +354,31 @@ class Registry:
     def finish_run(self, id: str, status: str) -> Run:
         def tx(conn: Connection) -> None:
             ts = now()
-            conn.execute(t.runs.update().where(t.runs.c.id == id).values(status=status, ended_at=ts))
-            self._log("registry", {"event": "run_end", "id": id, "status": status, "ended_at": _iso(ts)})
+            done = conn.execute(
+                t.runs.update().where(t.runs.c.id == id).values(status=status, ended_at=ts)
+            )
+            if done.rowcount != 1:  # nothing to finish: log nothing
+                raise NotFound(f"no run {id}")
+            self._log(
+                "registry", {"event": "run_end", "id": id, "status": status, "ended_at": iso(ts)}
+            )
 
         self._write(tx)
         return self.get_run(id)
 
     def get_run(self, id: str) -> Run:
+        if "\x00" in id:
+            raise InvalidInput(f"invalid run id {id!r}")
         with self.engine.connect() as conn:
             row = conn.execute(select(t.runs).where(t.runs.c.id == id)).first()
         if row is None:
             raise NotFound(f"no run {id}")
-        return _run(row)
+        return to_run(row)
 
     def runs(self, limit: int = 50) -> list[Run]:
         q = select(t.runs).order_by(t.runs.c.started_at.desc()).limit(limit)
         with self.engine.connect() as conn:
-            return [_run(r) for r in conn.execute(q)]
-
-
-def _run(row: Any) -> Run:
-    m = dict(row._mapping)
-    m["params"] = json.loads(m["params"] or "{}")
-    m["started_at"] = _aware(m["started_at"])
-    m["ended_at"] = _aware(m["ended_at"])
-    return Run(**m)
+            return [to_run(r) for r in conn.execute(q)]
 
 
 def _greatest(conn: Connection, version: int):  # type: ignore[no-untyped-def]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from lepton.errors import LeptonError, StorageError
+from lepton.errors import LeptonError, NotFound, StorageError
 
 _CREDENTIALS = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "Forbidden", "403")
 _NO_BUCKET = ("NoSuchBucket", "bucket does not exist")
@@ -24,6 +24,18 @@ def translate(url: str, key: str | None = None) -> Iterator[None]:
         ) from e
     except Exception as e:  # noqa: BLE001 - boundary: every backend error becomes ours
         raise StorageError(_message(url, key, e)) from e
+
+
+def is_missing_bucket(e: BaseException) -> bool:
+    """s3fs reports a missing bucket as FileNotFoundError too: tell them apart."""
+    return any(s in _describe(e) for s in _NO_BUCKET)
+
+
+def missing(url: str, key: str, e: FileNotFoundError) -> LeptonError:
+    """NotFound for a missing object; StorageError when the bucket itself is missing."""
+    if is_missing_bucket(e):
+        return StorageError(_message(url, key, e))
+    return NotFound(f"object {key} is not in the store {url}")
 
 
 def _describe(e: BaseException) -> str:

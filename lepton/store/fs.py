@@ -38,7 +38,7 @@ def s3_filesystem(s3: S3Settings) -> fsspec.AbstractFileSystem:
         client_kwargs["endpoint_url"] = s3.endpoint_url
     if s3.region:
         client_kwargs["region_name"] = s3.region
-    return s3fs.S3FileSystem(
+    fs = s3fs.S3FileSystem(
         key=s3.key,
         secret=s3.secret,
         client_kwargs=client_kwargs,
@@ -51,6 +51,11 @@ def s3_filesystem(s3: S3Settings) -> fsspec.AbstractFileSystem:
         skip_instance_cache=True,
         use_listings_cache=False,
     )
+    # s3fs retries on its own (5 tries, backoff) on top of botocore's
+    # max_attempts: a stalled server then took 15 s with read_timeout=1 and
+    # max_attempts=1. Let botocore's configured attempts be the only budget.
+    fs.retries = 1
+    return fs
 
 
 def open_location(url: str, s3: S3Settings | None = None) -> Location:

@@ -26,14 +26,20 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from lepton import hashing
-from lepton.errors import IntegrityError, InvalidInput, NotFound, StorageError
-from lepton.store.errors import translate
+from lepton.errors import IntegrityError, InvalidInput, StorageError
+from lepton.store.errors import is_missing_bucket, missing, translate
 from lepton.store.fs import Location
 
 OBJECTS = "objects"
 LOG = "log"
 QUARANTINE = "quarantine"
 TMP = "tmp"
+# S3: multipart part size for streamed uploads (S3's minimum is 5 MiB, at
+# most 10,000 parts), fed in small writes; reads go block by block, uncached.
+# Memory stays bounded whatever the object size.
+PART_SIZE = 8 * 2**20
+MAX_PARTS = 9_000
+WRITE_BLOCK = 2**20
 
 
 class ObjectStore:
@@ -73,12 +79,26 @@ class ObjectStore:
 
     # ---- existence --------------------------------------------------------
     def exists(self, key: str) -> bool:
+        path = self.path_of(key)
         with translate(self.url):
-            return bool(self.fs.exists(self.path_of(key)))
+            if self.location.is_local:
+                return os.path.isfile(path)
+            # Not fs.exists(): s3fs answers False for a missing bucket.
+            try:
+                self.fs.info(path)
+            except FileNotFoundError as e:
+                if is_missing_bucket(e):
+                    raise
+                return False
+            return True
 
     def size(self, key: str) -> int:
+        path = self.path_of(key)
         with translate(self.url, key):
-            return int(self.fs.info(self.path_of(key))["size"])
+            try:
+                return int(self.fs.info(path)["size"])
+            except FileNotFoundError as e:
+                raise missing(self.url, key, e) from e
 
     # ---- writes -----------------------------------------------------------
     def put_bytes(self, data: bytes) -> str:
@@ -104,10 +124,10 @@ class ObjectStore:
         with translate(self.url, key):
             if self.location.is_local:
                 copied = self._publish_local(final, lambda out: _copy_hashing(src, out), key)
-                if copied != key:
-                    raise InvalidInput(f"{src}: file changed while it was being stored")
             else:
-                self.fs.put_file(str(src), final)  # completed multipart or one PUT
+                copied = self._publish_s3(final, src, key)
+        if copied != key:
+            raise InvalidInput(f"{src}: file changed while it was being stored")
         return key, size
 
     def put_stream(self, stream: BinaryIO) -> tuple[str, int]:
@@ -154,6 +174,33 @@ class ObjectStore:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
 
+    def _publish_s3(self, final: str, src: Path, key: str) -> str:
+        """Send ``src`` to ``final``, hashing what is sent; publish only if it
+        hashes to ``key``. Small files go as one PUT; larger ones as a
+        multipart upload that is completed only once verified, else aborted.
+        Returns the hash of what was read."""
+        size = os.path.getsize(src)
+        if size < PART_SIZE:
+            data = src.read_bytes()
+            actual = hashing.hash_bytes(data)
+            if actual == key:
+                self.fs.pipe_file(final, data)
+            return actual
+        part = max(PART_SIZE, -(-size // MAX_PARTS))
+        f = self.fs.open(final, "wb", block_size=part, autocommit=False)
+        try:
+            with f:  # closing uploads the last part; nothing is visible yet
+                actual = _copy_hashing(src, f, WRITE_BLOCK)
+            if actual == key:
+                f.commit()
+                return actual
+        except BaseException:
+            with contextlib.suppress(Exception):  # best effort; gc aborts stale uploads
+                f.discard()
+            raise
+        f.discard()
+        return actual
+
     # ---- reads ------------------------------------------------------------
     def read_bytes(self, key: str) -> bytes:
         """The object's bytes, verified against its key."""
@@ -162,7 +209,7 @@ class ObjectStore:
             try:
                 data = self.fs.cat_file(path)
             except FileNotFoundError as e:
-                raise NotFound(f"object {key} is not in the store {self.url}") from e
+                raise missing(self.url, key, e) from e
         actual = hashing.hash_bytes(data)
         if actual != key:
             self._refuse(key, actual)
@@ -193,10 +240,12 @@ class ObjectStore:
     def _open(self, key: str) -> Iterator[BinaryIO]:
         path = self.path_of(key)
         with translate(self.url, key):
+            # On S3, read block by block with no read-ahead cache: bounded memory.
+            kw = {} if self.location.is_local else {"block_size": PART_SIZE, "cache_type": "none"}
             try:
-                f = self.fs.open(path, "rb")
+                f = self.fs.open(path, "rb", **kw)
             except FileNotFoundError as e:
-                raise NotFound(f"object {key} is not in the store {self.url}") from e
+                raise missing(self.url, key, e) from e
             with f:
                 yield f
 
@@ -228,19 +277,22 @@ class ObjectStore:
         return dst
 
     def delete(self, key: str) -> None:
+        """Remove an object; a no-op when it is absent (as on S3)."""
+        path = self.path_of(key)
         with translate(self.url, key):
-            self.fs.rm_file(self.path_of(key))
+            if self.location.is_local:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            else:
+                self.fs.rm_file(path)
 
     def iter_keys(self) -> Iterator[str]:
         base = self.location.join(OBJECTS)
         with translate(self.url):
-            try:
-                paths = self.fs.find(base)
-            except FileNotFoundError:
-                return
+            paths = self._find(base)
         prefix = base.rstrip("/") + "/"
         for p in sorted(paths):
-            rel = p[len(prefix):] if p.startswith(prefix) else p.split(f"/{OBJECTS}/", 1)[-1]
+            rel = p[len(prefix) :] if p.startswith(prefix) else p.split(f"/{OBJECTS}/", 1)[-1]
             parts = rel.split("/")
             if len(parts) == 3:
                 yield f"{parts[0]}:{parts[1]}{parts[2]}"
@@ -262,19 +314,25 @@ class ObjectStore:
     def iter_records(self, category: str) -> Iterator[dict[str, Any]]:
         base = self.location.join(LOG, category)
         with translate(self.url):
-            try:
-                paths = sorted(self.fs.find(base))
-            except FileNotFoundError:
-                return
-            for p in paths:
+            for p in sorted(self._find(base)):
                 if p.endswith(".json"):
                     yield json.loads(self.fs.cat_file(p))
 
+    def _find(self, base: str) -> list[str]:
+        """Every file under ``base``; none if it does not exist, but a missing
+        bucket is an error, never an empty store."""
+        try:
+            return list(self.fs.find(base))
+        except FileNotFoundError as e:
+            if is_missing_bucket(e):
+                raise
+            return []
 
-def _copy_hashing(src: Path, out: BinaryIO) -> str:
+
+def _copy_hashing(src: Path, out: BinaryIO, block_size: int = hashing.BUFFER_SIZE) -> str:
     h = hashing.new_hasher()
     with open(src, "rb") as f:
-        while block := f.read(hashing.BUFFER_SIZE):
+        while block := f.read(block_size):
             h.update(block)
             out.write(block)
     return hashing.finish(h)

@@ -29,11 +29,15 @@ class ComponentSpec(Manifest):
 
 
 class Fit(Manifest):
-    """A fitted component: its spec, what it was fitted on, and its state files."""
+    """A fitted component: what was fitted (type, params, code) on what
+    (parents), and its state files. It names no candidate, so identical fits
+    in two candidates are one artifact."""
 
     kind: Literal["fit"] = "fit"
     fit_key: str
-    spec: str
+    type: str
+    params: dict[str, Any]
+    code: str
     seed: int
     files: dict[str, str]  # file name -> object key
     n_params: int = Field(ge=0)

@@ -192,17 +192,10 @@ def test_two_processes_snapshot_one_name_at_once(repo, backend, tmp_path):
     assert repo.verify().ok
 
 
-def test_identical_snapshots_at_once_make_one_version(repo, backend, request):
+def test_identical_snapshots_at_once_make_one_version(repo, backend):
     """Four writers snapshot the same content into one name at the same moment:
     one version is created, the others get created=False (as for a sequential
     re-snapshot). Each writer has its own Repo: its own registry connections."""
-    if backend.registry.url.startswith("postgresql"):
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="registry.register reads the latest version before taking the per-name "
-                "lock: under READ COMMITTED every writer sees no such version and creates one"
-            )
-        )
     writers = [Repo(backend) for _ in range(4)]
     try:
         for trial in range(8):

@@ -7,11 +7,16 @@ builtin function) is refused with UntrustedModel naming the type.
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from lepton import hashing
 from lepton.components.base import Component
 from lepton.components.interface import Interface, WiringError, proba, require, vector
 from lepton.errors import IntegrityError
@@ -26,9 +31,52 @@ class UntrustedModel(IntegrityError):
 
 
 def skops_dumps(estimator: Any) -> bytes:
+    """skops bytes made reproducible: skops writes a zip whose entries carry
+    the current time, so the same estimator would hash differently on every
+    save. Entries are rewritten in name order with a fixed timestamp."""
     import skops.io as sio
 
-    return sio.dumps(estimator)
+    return canonical_zip(sio.dumps(estimator))
+
+
+def canonical_zip(data: bytes) -> bytes:
+    """Rewrite a skops zip deterministically: array files (which skops names
+    after object addresses) renamed by content hash, references and object
+    ids in schema.json rewritten to match, entries sorted, timestamps fixed."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    files = {name: src.read(name) for name in src.namelist()}
+    schema = files.pop("schema.json").decode()
+    renamed: dict[str, bytes] = {}
+    for name, content in sorted(files.items()):
+        new = f"{hashing.hash_bytes(content).split(':')[1][:32]}{Path(name).suffix}"
+        schema = schema.replace(f'"{name}"', f'"{new}"')
+        renamed[new] = content
+    renamed["schema.json"] = json.dumps(_renumber(json.loads(schema), {})).encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        for name in sorted(renamed):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            dst.writestr(info, renamed[name])
+    return out.getvalue()
+
+
+def _renumber(node: Any, ids: dict[int, int]) -> Any:
+    """skops tags nodes with ``__id__`` = id(obj), a memory address; only
+    equality between ids matters (shared references), so number them in
+    order of first appearance."""
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            if k == "__id__" and isinstance(v, int):
+                out[k] = ids.setdefault(v, len(ids) + 1)
+            else:
+                out[k] = _renumber(v, ids)
+        return out
+    if isinstance(node, list):
+        return [_renumber(v, ids) for v in node]
+    return node
 
 
 def skops_loads(data: bytes, where: str) -> Any:

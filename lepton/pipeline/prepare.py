@@ -84,14 +84,21 @@ def pinned_evalset(ctx: Context, dataset_id: str, labelset_id: str) -> str:
     return current.id
 
 
-def version_components(ctx: Context, dataset_id: str, labelset_id: str) -> dict[str, Any]:
+def version_components(
+    ctx: Context, dataset_id: str, labelset_id: str, evalset_id: str | None = None
+) -> dict[str, Any]:
     """Check every wiring against the data's interface, then version each
     component spec. Fails before any training on the first misfit."""
     dataset, labelset = _tables(ctx, dataset_id, labelset_id)
     ref = ctx.ref(dataset_id)
     features = feature_columns(dataset, ctx.project.features, ref)
     interface = data_interface(dataset, features, ref)
-    evalset_id = pinned_evalset(ctx, dataset_id, labelset_id)
+    if evalset_id is None:
+        evalset_id = pinned_evalset(ctx, dataset_id, labelset_id)
+    else:  # a replay pins the evaluation set the run used
+        pinned = ctx.manifest(evalset_id)
+        assert isinstance(pinned, EvalSet)
+        check_classes(labelset, ctx.ref(labelset_id), pinned, ctx.ref(evalset_id))
     evalset = ctx.manifest(evalset_id)
     assert isinstance(evalset, EvalSet)
     types = ctx.types()

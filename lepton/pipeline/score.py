@@ -44,8 +44,12 @@ def _eval_inputs(
     return frame.reset_index(drop=True), y, evalset
 
 
-def evaluate(ctx: Context, model_id: str, evalset_id: str) -> dict[str, Any]:
-    """Quality on the pinned evaluation set (deterministic) and cost (measured)."""
+def evaluate(
+    ctx: Context, model_id: str, evalset_id: str, cost_id: str | None = None
+) -> dict[str, Any]:
+    """Quality on the pinned evaluation set (deterministic) and cost (measured).
+    A replay passes the original ``cost_id``: measurements are observations
+    to pin, not computations to repeat."""
     spec = ctx.project.evaluation
     memo = ctx.memo()
     q_key = key_of(
@@ -57,7 +61,7 @@ def evaluate(ctx: Context, model_id: str, evalset_id: str) -> dict[str, Any]:
         seed=spec.seed,
     )
     c_key = key_of(step="cost", model=model_id, evalset=evalset_id)
-    done_q, done_c = memo.memo_get(q_key), memo.memo_get(c_key)
+    done_q, done_c = memo.memo_get(q_key), cost_id or memo.memo_get(c_key)
     model = ctx.manifest(model_id)
     assert isinstance(model, Model)
     if done_q and done_c:
@@ -165,14 +169,24 @@ def champion_model(ctx: Context) -> str | None:
         return None
 
 
-def select(ctx: Context, evaluated: list[dict[str, Any]], evalset_id: str) -> dict[str, Any]:
+def select(
+    ctx: Context,
+    evaluated: list[dict[str, Any]],
+    evalset_id: str,
+    pinned_champion: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Apply the declared policy; the decision records every candidate,
-    every constraint, the paired test and one sentence of reason."""
-    champ_id = champion_model(ctx)
-    champion = None
-    if champ_id is not None:
-        known = next((e for e in evaluated if e["model"] == champ_id), None)
-        champion = _candidate_input(ctx, known or evaluate(ctx, champ_id, evalset_id))
+    every constraint, the paired test and one sentence of reason.
+    ``pinned_champion`` (a replay) fixes the champion and its evaluation
+    instead of reading the current alias."""
+    if pinned_champion is not None:
+        champ = pinned_champion.get("model") and pinned_champion
+    else:
+        champ_id = champion_model(ctx)
+        champ = None
+        if champ_id is not None:
+            known = next((e for e in evaluated if e["model"] == champ_id), None)
+            champ = known or evaluate(ctx, champ_id, evalset_id)
     candidates = [_candidate_input(ctx, e) for e in evaluated]
     evalset = ctx.manifest(evalset_id)
     assert isinstance(evalset, EvalSet)
@@ -182,14 +196,18 @@ def select(ctx: Context, evaluated: list[dict[str, Any]], evalset_id: str) -> di
     parents = [(evalset_id, "evalset")]
     for e in evaluated:
         parents += [(e["model"], "candidate"), (e["evaluation"], "evaluation"), (e["cost"], "cost")]
-    if champ_id is not None:
-        parents.append((champ_id, "champion"))
+    if champ:
+        parents += [
+            (champ["model"], "champion"),
+            (champ["evaluation"], "champion-evaluation"),
+            (champ["cost"], "champion-cost"),
+        ]
     decision = build_decision(
         f"{ctx.project.name}.decision",
         list(dict.fromkeys(parents)),
         ctx.project.policy,
         candidates,
-        champion,
+        _candidate_input(ctx, champ) if champ else None,
         y,
         len(evalset.classes),
         run=ctx.run_id,

@@ -13,6 +13,7 @@ from sqlalchemy import delete, update
 
 from lepton.manifest import Manifest
 from lepton.registry import schema as t
+from lepton.registry.memo import RegistryMemo
 from lepton.registry.registry import Registry
 
 
@@ -30,8 +31,9 @@ def rebuild(
     write whose commit failed after its record was logged, then retried),
     the later record wins, as it did in the registry."""
     with registry.engine.begin() as conn:
-        for table in (t.alias_history, t.aliases, t.edges, t.artifacts, t.runs, t.names):
+        for table in (t.memos, t.alias_history, t.aliases, t.edges, t.artifacts, t.runs, t.names):
             conn.execute(delete(table))
+    memo = RegistryMemo(registry.engine)
     counts = {"artifacts": 0, "alias_moves": 0, "runs": 0}
     for rec in records:
         event = rec.get("event")
@@ -52,6 +54,9 @@ def rebuild(
                 dedupe_latest=False,
                 journal=False,
             )
+            fit_key = getattr(manifest, "fit_key", None)
+            if fit_key:  # fits carry the key they are memoised under
+                memo.memo_put(fit_key, rec["id"], manifest.kind)
             counts["artifacts"] += 1
         elif event == "alias":
             registry.set_alias(

@@ -111,16 +111,18 @@ def train_candidate(
             comp.fit(x, arrays.y_train if comp.supervised else None, inputs.seed)
             seconds = time.perf_counter() - started
             files = {name: store.put_bytes(data) for name, data in sorted(comp.save().items())}
-            parents = [Parent(id=spec_id, role="spec"), Parent(id=inputs.dataset, role="dataset")]
+            parents = [Parent(id=inputs.dataset, role="dataset")]
             parents.append(Parent(id=inputs.evalset, role="evalset"))
             if label_dependent:
                 parents.append(Parent(id=inputs.labelset, role="labelset"))
             if upstream:
                 parents.append(Parent(id=upstream, role="input"))
             fit = Fit(
-                name=f"{stage.registry_name}.fit",
+                name=f"{model_name}.fit.{stage.spec.type}",
                 fit_key=key,
-                spec=spec_id,
+                type=stage.spec.type,
+                params=stage.spec.params,
+                code=stage.spec.code,
                 seed=inputs.seed,
                 files=files,
                 n_params=comp.n_params(),
@@ -147,6 +149,7 @@ def train_candidate(
         Parent(id=inputs.dataset, role="dataset"),
         Parent(id=inputs.labelset, role="labelset"),
         Parent(id=inputs.evalset, role="evalset"),
+        *(Parent(id=p.spec, role=f"spec.{p.name}") for p in parts),
         *(Parent(id=p.fit, role=f"component.{p.name}") for p in parts),
     ]
     model = Model(

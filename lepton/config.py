@@ -52,9 +52,7 @@ class RegistrySettings(BaseModel):
 class Settings(BaseSettings):
     """Resolved configuration of one repository."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="LEPTON_", env_nested_delimiter="__", extra="forbid"
-    )
+    model_config = SettingsConfigDict(env_prefix="LEPTON_", env_nested_delimiter="__", extra="forbid")
 
     store: StoreSettings = StoreSettings()
     registry: RegistrySettings = RegistrySettings()

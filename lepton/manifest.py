@@ -135,9 +135,7 @@ def _manifest_type(doc: dict[str, Any]) -> type[Manifest]:
     kind, layout = doc.get("kind"), doc.get("layout")
     for cls in (*MANIFEST_TYPES, *MODEL_MANIFEST_TYPES):
         fields = cls.model_fields
-        if fields["kind"].default == kind and (
-            "layout" not in fields or fields["layout"].default == layout
-        ):
+        if fields["kind"].default == kind and ("layout" not in fields or fields["layout"].default == layout):
             return cls
     raise IntegrityError(f"unknown manifest kind {kind!r} (layout {layout!r})")
 

@@ -27,9 +27,7 @@ class _Strict(BaseModel):
 
 class DataSource(_Strict):
     name: str = Field(..., description="dataset name in the registry")
-    source: str = Field(
-        ..., description="table file or folder; local (relative to the config) or s3://"
-    )
+    source: str = Field(..., description="table file or folder; local (relative to the config) or s3://")
     key: str = Field(..., description="sample id column")
 
     @field_validator("name")
@@ -90,9 +88,7 @@ class Candidate(_Strict):
 class Target(_Strict):
     kind: Literal["directory", "s3"]
     path: str = Field(..., description="folder (relative to the config) or s3://bucket/prefix")
-    python: str | None = Field(
-        None, description="Python of the target, e.g. '3.11'; default: this one"
-    )
+    python: str | None = Field(None, description="Python of the target, e.g. '3.11'; default: this one")
     packages: dict[str, str] | None = Field(
         None, description="package -> installed version on the target; default: this environment"
     )
@@ -111,17 +107,13 @@ class Project(_Strict):
     seed: int = 0
     data: DataSource
     labels: LabelSource
-    features: tuple[str, ...] | None = Field(
-        None, description="feature columns; default: all but the key"
-    )
+    features: tuple[str, ...] | None = Field(None, description="feature columns; default: all but the key")
     evaluation: EvaluationSpec
     candidates: tuple[Candidate, ...] = Field(..., min_length=1)
     policy: Policy
     targets: dict[str, Target] = Field(default_factory=dict)
     deploy: DeploySpec | None = None
-    plugins: tuple[str, ...] = Field(
-        (), description="modules whose LEPTON_COMPONENTS list user components"
-    )
+    plugins: tuple[str, ...] = Field((), description="modules whose LEPTON_COMPONENTS list user components")
 
     @field_validator("name")
     @classmethod
@@ -142,15 +134,11 @@ class Project(_Strict):
         seen: dict[str, str] = {}
         for field, value in names.items():
             if value in seen:
-                raise ValueError(
-                    f"{field} '{value}' is also {seen[value]}: each needs its own name"
-                )
+                raise ValueError(f"{field} '{value}' is also {seen[value]}: each needs its own name")
             seen[value] = field
         if self.deploy and self.deploy.target not in self.targets:
             known = ", ".join(sorted(self.targets)) or "none declared"
-            raise ValueError(
-                f"deploy.target '{self.deploy.target}' is not a declared target ({known})"
-            )
+            raise ValueError(f"deploy.target '{self.deploy.target}' is not a declared target ({known})")
         return self
 
     def component_types(self) -> ComponentTypes:

@@ -211,9 +211,7 @@ class Repo:
         a, b = self.resolve(ref_a), self.resolve(ref_b)
         return _diff.diff(self.store, self.load(a.id), self.load(b.id), a.id, b.id)
 
-    def checkout(
-        self, ref: str, dest: str | os.PathLike[str], progress: Progress | None = None
-    ) -> Path:
+    def checkout(self, ref: str, dest: str | os.PathLike[str], progress: Progress | None = None) -> Path:
         art = self.resolve(ref)
         return _checkout.checkout(self.store, self.load(art.id), Path(dest), progress)
 
@@ -240,9 +238,7 @@ class Repo:
 
     def set_alias(self, ref: str, alias: str, reason: str | None = None) -> AliasMove:
         art = self.resolve(ref)
-        return self.registry.set_alias(
-            art.name, alias, art.version, creator=self.creator, reason=reason
-        )
+        return self.registry.set_alias(art.name, alias, art.version, creator=self.creator, reason=reason)
 
     # ---- maintenance -------------------------------------------------------
     def objects_of(self, id: str) -> list[str]:

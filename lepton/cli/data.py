@@ -16,9 +16,7 @@ data_app = typer.Typer(help="Version datasets: tables and file trees.", no_args_
 labels_app = typer.Typer(help="Version labels, keyed by sample id.", no_args_is_help=True)
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-Message = Annotated[
-    str | None, typer.Option("-m", "--message", help="Note stored with the version.")
-]
+Message = Annotated[str | None, typer.Option("-m", "--message", help="Note stored with the version.")]
 
 
 def _report(snap: Snapshot) -> None:
@@ -50,9 +48,7 @@ def _diff(ref_a: str, ref_b: str, as_json: bool) -> None:
 @data_app.command("snapshot")
 def data_snapshot(
     name: Annotated[str, typer.Argument(help="Dataset name.")],
-    source: Annotated[
-        str, typer.Argument(help="File (CSV, TSV, Parquet, JSONL) or folder; local or s3://.")
-    ],
+    source: Annotated[str, typer.Argument(help="File (CSV, TSV, Parquet, JSONL) or folder; local or s3://.")],
     key: Annotated[str | None, typer.Option("--key", help="Key column of a table.")] = None,
     message: Message = None,
 ) -> None:
@@ -89,12 +85,8 @@ def data_checkout(
 @labels_app.command("snapshot")
 def labels_snapshot(
     name: Annotated[str, typer.Argument(help="Labelset name.")],
-    source: Annotated[
-        str, typer.Argument(help="Label table (CSV, TSV, Parquet, JSONL); local or s3://.")
-    ],
-    dataset: Annotated[
-        str, typer.Option("--dataset", help="Ref of the dataset these labels describe.")
-    ],
+    source: Annotated[str, typer.Argument(help="Label table (CSV, TSV, Parquet, JSONL); local or s3://.")],
+    dataset: Annotated[str, typer.Option("--dataset", help="Ref of the dataset these labels describe.")],
     key: Annotated[str, typer.Option("--key", help="Sample id column.")],
     label: Annotated[str, typer.Option("--label", help="Label column.")],
     message: Message = None,

@@ -9,9 +9,10 @@ from typing import Annotated
 
 import typer
 
-from lepton.cli import render
+from lepton.cli import pipeline, render
 from lepton.cli.context import repo_from_cwd
 from lepton.cli.data import data_app, labels_app
+from lepton.cli.models import models_app, runs_app
 from lepton.cli.output import err, out, print_json, progress
 from lepton.errors import LeptonError
 from lepton.repo import init_repo
@@ -24,31 +25,31 @@ app = typer.Typer(
     add_completion=False,
 )
 registry_app = typer.Typer(help="Registry maintenance.", no_args_is_help=True)
-alias_app = typer.Typer(
-    help="Movable names for versions (production, staging...).", no_args_is_help=True
-)
+alias_app = typer.Typer(help="Movable names for versions (production, staging...).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(labels_app, name="labels")
 app.add_typer(registry_app, name="registry")
 app.add_typer(alias_app, name="alias")
+app.add_typer(models_app, name="models")
+app.add_typer(runs_app, name="runs")
+app.command("run")(pipeline.run)
+app.command("replay")(pipeline.replay)
+app.command("deploy")(pipeline.deploy)
+app.command("rollback")(pipeline.rollback_cmd)
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
 @app.command()
 def init(
-    store: Annotated[
-        str | None, typer.Option(help="Store URL: a folder or s3://bucket/prefix.")
-    ] = None,
+    store: Annotated[str | None, typer.Option(help="Store URL: a folder or s3://bucket/prefix.")] = None,
     registry: Annotated[
         str | None, typer.Option(help="Registry URL: sqlite:///PATH or postgresql://...")
     ] = None,
 ) -> None:
     """Create lepton.toml here (default: store and SQLite registry under .lepton/)."""
     with init_repo(Path.cwd(), store, registry) as repo:
-        out.print(
-            f"initialised: store {repo.settings.store.url}, registry {repo.settings.registry.url}"
-        )
+        out.print(f"initialised: store {repo.settings.store.url}, registry {repo.settings.registry.url}")
 
 
 @app.command()
@@ -66,16 +67,10 @@ def show(ref: str, as_json: Json = False) -> None:
 @app.command()
 def lineage(
     ref: str,
-    upstream: Annotated[
-        bool, typer.Option("--upstream", help="What this was made from (default).")
-    ] = False,
-    downstream: Annotated[
-        bool, typer.Option("--downstream", help="What was made from this.")
-    ] = False,
+    upstream: Annotated[bool, typer.Option("--upstream", help="What this was made from (default).")] = False,
+    downstream: Annotated[bool, typer.Option("--downstream", help="What was made from this.")] = False,
     depth: Annotated[int | None, typer.Option("--depth", min=1, help="Levels to follow.")] = None,
-    dot: Annotated[
-        Path | None, typer.Option("--dot", help="Also write a Graphviz DOT file.")
-    ] = None,
+    dot: Annotated[Path | None, typer.Option("--dot", help="Also write a Graphviz DOT file.")] = None,
     as_json: Json = False,
 ) -> None:
     """The lineage graph of an artifact, from the registry."""

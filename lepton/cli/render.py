@@ -139,11 +139,14 @@ def diff(d: TableDiff | TreeDiff | LabelsDiff, ref_a: str, ref_b: str) -> None:
         out.print(f"  [red]-[/red] {s}")
 
 
-def _node_label(n: LineageNode | None, id: str, role: str | None = None) -> str:
+def _node_label(n: LineageNode | None, id: str, role: str | None = None, root_run: str | None = None) -> str:
     name = f"{n.name}@v{n.version}" if n and n.name else "(unregistered)"
     kind = n.kind if n and n.kind else "?"
     via = f" [dim]as {role}[/dim]" if role else ""
-    return f"[bold]{kind}[/bold] {name} [dim]{short(id)}[/dim]{via}"
+    made = ""
+    if n and n.run_id and root_run and n.run_id != root_run:
+        made = f" [cyan](reused from run {short(n.run_id)})[/cyan]"
+    return f"[bold]{kind}[/bold] {name} [dim]{short(id)}[/dim]{via}{made}"
 
 
 def lineage(lin: Lineage) -> None:
@@ -153,17 +156,22 @@ def lineage(lin: Lineage) -> None:
     for e in lin.edges:
         src, dst = (e.child_id, e.parent_id) if upstream else (e.parent_id, e.child_id)
         nexts.setdefault(src, []).append((dst, e.role))
-    tree = Tree(_node_label(nodes.get(lin.root), lin.root))
+    root = nodes.get(lin.root)
+    run = root.run_id if root else None
+    tree = Tree(_node_label(root, lin.root))
+    expanded: set[str] = {lin.root}
 
-    def grow(branch: Tree, id: str, seen: frozenset[str]) -> None:
+    def grow(branch: Tree, id: str) -> None:
         for nxt, role in sorted(nexts.get(id, [])):
             if nxt not in nodes:
                 continue
-            child = branch.add(_node_label(nodes.get(nxt), nxt, role))
-            if nxt not in seen:
-                grow(child, nxt, seen | {nxt})
+            if nxt in expanded and nexts.get(nxt):
+                branch.add(_node_label(nodes.get(nxt), nxt, role, run) + " [dim](see above)[/dim]")
+                continue
+            expanded.add(nxt)
+            grow(branch.add(_node_label(nodes.get(nxt), nxt, role, run)), nxt)
 
-    grow(tree, lin.root, frozenset({lin.root}))
+    grow(tree, lin.root)
     out.print(f"{lin.direction} of {short(lin.root)}:")
     out.print(tree)
 
@@ -174,9 +182,7 @@ def impact(lin: Lineage) -> None:
     out.print(f"impact of {_node_label(root, root.id)}: {len(nodes)} artifact(s) downstream")
     t = Table("kind", "artifact", "id", "distance")
     for n in sorted(nodes, key=lambda n: (n.kind or "", n.name or "", n.version or 0)):
-        t.add_row(
-            n.kind or "?", f"{n.name}@v{n.version}" if n.name else "-", short(n.id), str(n.depth)
-        )
+        t.add_row(n.kind or "?", f"{n.name}@v{n.version}" if n.name else "-", short(n.id), str(n.depth))
     out.print(t)
 
 

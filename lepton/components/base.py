@@ -61,9 +61,7 @@ class Component(ABC):
 
     # ---- interface -------------------------------------------------------
     @abstractmethod
-    def output(
-        self, given: Interface, classes: tuple[str, ...], name: str, upstream: str
-    ) -> Interface:
+    def output(self, given: Interface, classes: tuple[str, ...], name: str, upstream: str) -> Interface:
         """The interface this component produces from ``given``; raise
         WiringError (naming ``name`` and ``upstream``) when it cannot take it."""
 
@@ -119,9 +117,7 @@ class ComponentTypes:
             return self._by_type[name]
         except KeyError:
             known = ", ".join(sorted(self._by_type))
-            raise InvalidInput(
-                f"{where}: unknown component type '{name}'; known: {known}"
-            ) from None
+            raise InvalidInput(f"{where}: unknown component type '{name}'; known: {known}") from None
 
     def names(self) -> list[str]:
         return sorted(self._by_type)

@@ -61,6 +61,4 @@ def require(
 ) -> None:
     """Fail with a message naming both components when ``got`` is not accepted."""
     if got.kind not in kinds:
-        raise WiringError(
-            f"component '{component}' expects {wants} but '{upstream}' produces {got}"
-        )
+        raise WiringError(f"component '{component}' expects {wants} but '{upstream}' produces {got}")

@@ -106,9 +106,7 @@ class SklearnComponent(Component):
     def make(self, seed: int) -> Any:
         raise NotImplementedError
 
-    def output(
-        self, given: Interface, classes: tuple[str, ...], name: str, upstream: str
-    ) -> Interface:
+    def output(self, given: Interface, classes: tuple[str, ...], name: str, upstream: str) -> Interface:
         require(given, self.accepts, upstream=upstream, component=name, wants=self.wants())
         if self.final:
             return proba(classes)
@@ -152,9 +150,7 @@ class SklearnComponent(Component):
         est = skops_loads(files[STATE_FILE], f"{self.type} state")
         got = f"{type(est).__module__}.{type(est).__qualname__}"
         if not got.endswith(self.estimator_class.rsplit(".", 1)[-1]):
-            raise UntrustedModel(
-                f"{self.type} state holds a {got}, expected {self.estimator_class}"
-            )
+            raise UntrustedModel(f"{self.type} state holds a {got}, expected {self.estimator_class}")
         self.estimator = est
 
 

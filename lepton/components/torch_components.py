@@ -62,9 +62,7 @@ class TorchClassifier(Component):
     def build(self, in_shape: tuple[int, ...], n_classes: int) -> Any:
         raise NotImplementedError
 
-    def output(
-        self, given: Interface, classes: tuple[str, ...], name: str, upstream: str
-    ) -> Interface:
+    def output(self, given: Interface, classes: tuple[str, ...], name: str, upstream: str) -> Interface:
         require(given, self.accepts, upstream=upstream, component=name, wants=self.wants())
         return proba(classes)
 
@@ -184,9 +182,7 @@ class Reshape(Component):
     type = "reshape"
     Params = ReshapeParams
 
-    def output(
-        self, given: Interface, classes: tuple[str, ...], name: str, upstream: str
-    ) -> Interface:
+    def output(self, given: Interface, classes: tuple[str, ...], name: str, upstream: str) -> Interface:
         require(given, ("vector",), upstream=upstream, component=name, wants="a feature vector")
         shape = tuple(self.params.shape)
         if given.size is not None and given.size != math.prod(shape):

@@ -26,9 +26,7 @@ Progress = Callable[[int], None]
 JSONL_BATCH = 65_536
 
 
-def checkout(
-    store: ObjectStore, manifest: Manifest, dest: Path, progress: Progress | None = None
-) -> Path:
+def checkout(store: ObjectStore, manifest: Manifest, dest: Path, progress: Progress | None = None) -> Path:
     if isinstance(manifest, TreeDataset):
         return _tree(store, manifest, dest, progress)
     if isinstance(manifest, TableDataset | Labelset):

@@ -95,9 +95,7 @@ def to_arrow(frame: pd.DataFrame, source: str) -> pa.Table:
         table = pa.Table.from_pandas(frame, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise InvalidInput(f"{source}: a column mixes types that cannot be stored: {e}") from e
-    schema = pa.schema(
-        [f.with_type(pa.large_string()) if f.type == pa.string() else f for f in table.schema]
-    )
+    schema = pa.schema([f.with_type(pa.large_string()) if f.type == pa.string() else f for f in table.schema])
     return table.cast(schema).replace_schema_metadata(None)
 
 

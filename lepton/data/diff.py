@@ -148,9 +148,7 @@ def _load_changed(store, a, b):  # type: ignore[no-untyped-def]
     return read_chunks(store, only_a), read_chunks(store, only_b), shared
 
 
-def diff_tables(
-    store: ObjectStore, a: TableDataset, b: TableDataset, a_id: str, b_id: str
-) -> TableDiff:
+def diff_tables(store: ObjectStore, a: TableDataset, b: TableDataset, a_id: str, b_id: str) -> TableDiff:
     schema = _schema_change(a, b)
     da, db, shared = _load_changed(store, a, b)
     common = [c.name for c in a.columns if c.name in {x.name for x in b.columns}]
@@ -261,9 +259,7 @@ def diff_labels(store: ObjectStore, a: Labelset, b: Labelset, a_id: str, b_id: s
     transitions = Counter(f"{o} -> {n}" for o, n in zip(old[moved], new[moved], strict=True))
     changed = [
         {"key": _plain(k), "from": o, "to": n}
-        for k, o, n in zip(
-            old[moved].index[:SAMPLE], old[moved][:SAMPLE], new[moved][:SAMPLE], strict=True
-        )
+        for k, o, n in zip(old[moved].index[:SAMPLE], old[moved][:SAMPLE], new[moved][:SAMPLE], strict=True)
     ]
     added = lb.index.difference(la.index)
     removed = la.index.difference(lb.index)

@@ -97,9 +97,7 @@ def snapshot_labels(
     missing = ~frame[key].astype(str).isin(known)
     if missing.any():
         idx = frame.index[missing]
-        shown = ", ".join(
-            f"{_scalar(frame.at[i, key])!r} ({table.line_of(i)})" for i in idx[:MAX_LISTED]
-        )
+        shown = ", ".join(f"{_scalar(frame.at[i, key])!r} ({table.line_of(i)})" for i in idx[:MAX_LISTED])
         raise InvalidInput(
             f"{table.source}: {int(missing.sum())} label key(s) are not samples of dataset "
             f"{dataset_ref}; first: {shown}"

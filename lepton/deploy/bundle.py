@@ -59,9 +59,7 @@ def bundle_files(store: ObjectStore, model_id: str) -> dict[str, bytes]:
         for name, key in fit.files.items():
             files[f"parts/{part.name}/{name}"] = store.read_bytes(key)
     listing = {path: hashing.hash_bytes(data) for path, data in sorted(files.items())}
-    files["bundle.json"] = canonical_json(
-        {"format": BUNDLE_FORMAT, "model": model_id, "files": listing}
-    )
+    files["bundle.json"] = canonical_json({"format": BUNDLE_FORMAT, "model": model_id, "files": listing})
     return files
 
 

@@ -56,9 +56,7 @@ def check(model: Model, target_name: str, target: Target) -> tuple[str, ...]:
             passed.append(f"{pkg} {there} (trained with {trained})")
         else:
             rule = "same minor release" if pkg in SAME_MINOR else "same major release, not older"
-            failed.append(
-                f"{pkg} {there} on the target, model trained with {trained} (needs {rule})"
-            )
+            failed.append(f"{pkg} {there} on the target, model trained with {trained} (needs {rule})")
     if target.input is not None:
         if target.input == str(model.input):
             passed.append(f"interface {target.input}")
@@ -66,8 +64,7 @@ def check(model: Model, target_name: str, target: Target) -> tuple[str, ...]:
             failed.append(f"target serves '{target.input}', model takes '{model.input}'")
     if failed:
         raise IncompatibleTarget(
-            f"target '{target_name}' cannot run model {model.name} ({model.candidate}): "
-            + "; ".join(failed)
+            f"target '{target_name}' cannot run model {model.name} ({model.candidate}): " + "; ".join(failed)
         )
     return tuple(passed)
 

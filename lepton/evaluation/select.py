@@ -70,9 +70,7 @@ class Constraint(_Strict):
 
     def check(self, value: float) -> ConstraintResult:
         ok = value <= self.limit if self.op == "<=" else value >= self.limit
-        return ConstraintResult(
-            metric=self.metric, op=self.op, limit=self.limit, value=value, ok=ok
-        )
+        return ConstraintResult(metric=self.metric, op=self.op, limit=self.limit, value=value, ok=ok)
 
 
 class Policy(_Strict):
@@ -268,9 +266,7 @@ def _challenge(
     n_classes: int,
 ) -> Selection:
     pol, preds = policy, (champion.predictions, best.predictions)
-    gain, p_value = paired_test(
-        pol.test, pol.primary, y_true, *preds, n_classes, pol.bootstrap, pol.seed
-    )
+    gain, p_value = paired_test(pol.test, pol.primary, y_true, *preds, n_classes, pol.bootstrap, pol.seed)
     significant = p_value < policy.alpha
     comparison = Comparison(
         test=pol.test,

@@ -27,9 +27,7 @@ def train(
     features = feature_columns(dataset, ctx.project.features, ctx.ref(dataset_id))
     interface = data_interface(dataset, features, ctx.ref(dataset_id))
     stages = plan_candidate(ctx.project, cand, ctx.types(), interface, evalset.classes)
-    arrays = load_arrays(
-        ctx.repo.store, dataset, labelset, evalset, features, interface, ctx.ref(dataset_id)
-    )
+    arrays = load_arrays(ctx.repo.store, dataset, labelset, evalset, features, interface, ctx.ref(dataset_id))
 
     def register(manifest, *, meta=None) -> str:  # type: ignore[no-untyped-def]
         return ctx.repo.commit(manifest, meta=meta, run_id=ctx.run_id).version.id

@@ -48,9 +48,7 @@ def snapshot_data(ctx: Context) -> dict[str, Any]:
 def _tables(ctx: Context, dataset_id: str, labelset_id: str) -> tuple[TableDataset, Labelset]:
     dataset, labelset = ctx.manifest(dataset_id), ctx.manifest(labelset_id)
     if not isinstance(dataset, TableDataset):
-        raise InvalidInput(
-            f"{ctx.ref(dataset_id)}: training reads tables; this dataset is a file tree"
-        )
+        raise InvalidInput(f"{ctx.ref(dataset_id)}: training reads tables; this dataset is a file tree")
     if not isinstance(labelset, Labelset):
         raise InvalidInput(f"{ctx.ref(labelset_id)} is not a labelset")
     return dataset, labelset
@@ -77,9 +75,7 @@ def pinned_evalset(ctx: Context, dataset_id: str, labelset_id: str) -> str:
         return ctx.repo.commit(drawn, message="drawn for evaluation").version.id
     evalset = ctx.manifest(current.id)
     if not isinstance(evalset, EvalSet):
-        raise InvalidInput(
-            f"evaluation.name '{spec.name}' is a {evalset.kind}, not an evaluation set"
-        )
+        raise InvalidInput(f"evaluation.name '{spec.name}' is a {evalset.kind}, not an evaluation set")
     check_classes(labelset, ctx.ref(labelset_id), evalset, current.ref)
     return current.id
 
@@ -108,5 +104,5 @@ def version_components(
     }
     specs: dict[str, list[str]] = {}
     for name, stages in plans.items():
-        specs[name] = [ctx.repo.commit(s.spec).version.id for s in stages]
+        specs[name] = [ctx.repo.commit(s.spec, run_id=ctx.run_id).version.id for s in stages]
     return {"evalset": evalset_id, "specs": specs, "features": list(features)}

@@ -21,9 +21,7 @@ ROLLBACK = "rollback"
 def target_location(ctx: Context, target: Target) -> Location:
     if target.kind == "s3":
         if not target.path.startswith("s3://"):
-            raise InvalidInput(
-                f"target path {target.path!r}: an s3 target needs s3://bucket/prefix"
-            )
+            raise InvalidInput(f"target path {target.path!r}: an s3 target needs s3://bucket/prefix")
         return open_location(target.path, ctx.repo.settings.s3)
     path = Path(target.path)
     return open_location(str(path if path.is_absolute() else (ctx.root / path).resolve()))
@@ -42,9 +40,7 @@ def deploy_model(
     the bundle, record the deployment and move the alias."""
     if target_name not in ctx.project.targets:
         known = ", ".join(sorted(ctx.project.targets)) or "none"
-        raise InvalidInput(
-            f"no deploy target '{target_name}' in the project config (targets: {known})"
-        )
+        raise InvalidInput(f"no deploy target '{target_name}' in the project config (targets: {known})")
     target = ctx.project.targets[target_name]
     model = ctx.manifest(model_id)
     if not isinstance(model, Model):
@@ -119,18 +115,14 @@ def rollback(ctx: Context, alias: str, target_name: str | None = None) -> dict[s
     name = ctx.project.name
     current = ctx.repo.registry.alias(name, alias)
     history = ctx.repo.registry.alias_history(name, alias)
-    previous = next(
-        (m.previous_version for m in reversed(history) if m.version == current.version), None
-    )
+    previous = next((m.previous_version for m in reversed(history) if m.version == current.version), None)
     if previous is None:
         raise InvalidInput(
             f"{name}@{alias} has no earlier version to roll back to (it is at v{current.version})"
         )
     target = target_name or (ctx.project.deploy.target if ctx.project.deploy else None)
     if target is None:
-        raise InvalidInput(
-            "rollback needs a deploy target: pass --target or add [deploy] to the config"
-        )
+        raise InvalidInput("rollback needs a deploy target: pass --target or add [deploy] to the config")
     model_id = ctx.repo.registry.get(name, previous).id
     reason = f"{ROLLBACK} from v{current.version} to v{previous}"
     return deploy_model(ctx, model_id, target, alias, reason=reason)

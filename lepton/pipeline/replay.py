@@ -55,7 +55,8 @@ def find_record(repo: Repo, ref: str) -> tuple[str, RunRecord]:
         for version in reversed(repo.registry.versions(name)):
             record = repo.load(version.id)
             assert isinstance(record, RunRecord)
-            if ref in (record.run, record.flow_run_id, record.params.get("execution")):
+            ids = (record.run, record.flow_run_id, record.params.get("execution"))
+            if any(i and (i == ref or i.split(":")[-1].startswith(ref)) for i in ids):
                 return version.id, record
     raise NotFound(f"no run record matches '{ref}' (use `lepton runs list`)")
 
@@ -66,9 +67,7 @@ def replay(repo: Repo, ref: str, root: Path) -> ReplayReport:
     ctx = Context(repo, project, root, rec.run, reuse=False)
     out = rec.outputs
     items: list[ReplayItem] = []
-    comps = prepare.version_components(
-        ctx, out["dataset"], out["labelset"], evalset_id=out["evalset"]
-    )
+    comps = prepare.version_components(ctx, out["dataset"], out["labelset"], evalset_id=out["evalset"])
     for cand, ids in out["specs"].items():
         for i, (a, b) in enumerate(zip(ids, comps["specs"].get(cand, []), strict=False)):
             items.append(_compare(repo, f"component {cand}[{i}]", a, b))
@@ -76,17 +75,13 @@ def replay(repo: Repo, ref: str, root: Path) -> ReplayReport:
     by_model = {e["model"]: e for e in out["evaluations"]}
     for m in out["models"]:
         cand = m["candidate"]
-        trained = fit.train(
-            ctx, cand, out["dataset"], out["labelset"], out["evalset"], out["specs"][cand]
-        )
+        trained = fit.train(ctx, cand, out["dataset"], out["labelset"], out["evalset"], out["specs"][cand])
         for old, new in zip(m["stages"], trained["stages"], strict=True):
             items.append(_compare(repo, f"fit {cand}/{old['name']}", old["fit"], new["fit"]))
         items.append(_compare(repo, f"model {cand}", m["model"], trained["model"]))
         original = by_model[m["model"]]
         again = score.evaluate(ctx, trained["model"], out["evalset"], cost_id=original["cost"])
-        items.append(
-            _compare(repo, f"evaluation {cand}", original["evaluation"], again["evaluation"])
-        )
+        items.append(_compare(repo, f"evaluation {cand}", original["evaluation"], again["evaluation"]))
         items.append(
             ReplayItem(
                 artifact=f"cost {cand}",

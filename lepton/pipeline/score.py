@@ -44,9 +44,7 @@ def _eval_inputs(
     return frame.reset_index(drop=True), y, evalset
 
 
-def evaluate(
-    ctx: Context, model_id: str, evalset_id: str, cost_id: str | None = None
-) -> dict[str, Any]:
+def evaluate(ctx: Context, model_id: str, evalset_id: str, cost_id: str | None = None) -> dict[str, Any]:
     """Quality on the pinned evaluation set (deterministic) and cost (measured).
     A replay passes the original ``cost_id``: measurements are observations
     to pin, not computations to repeat."""

@@ -70,6 +70,7 @@ class LineageNode(Entity):
     kind: str | None = None
     name: str | None = None
     version: int | None = None
+    run_id: str | None = None  # the run that made it (None: a manual snapshot)
 
 
 class Lineage(Entity):

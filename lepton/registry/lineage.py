@@ -68,16 +68,24 @@ def impact(engine: Engine, id: str) -> Lineage:
 
 
 def _labels(conn, ids: list[str]) -> dict[str, dict]:  # type: ignore[no-untyped-def]
-    """name/version/kind of each id (its latest registered version)."""
+    """name/version/kind of each id (its latest registered version) and the
+    run that first registered it."""
     if not ids:
         return {}
     q = (
-        select(t.artifacts.c.id, t.artifacts.c.name, t.artifacts.c.version, t.artifacts.c.kind)
+        select(
+            t.artifacts.c.id,
+            t.artifacts.c.name,
+            t.artifacts.c.version,
+            t.artifacts.c.kind,
+            t.artifacts.c.run_id,
+        )
         .where(t.artifacts.c.id.in_(bindparam("ids", expanding=True)))
         .order_by(t.artifacts.c.pk)
     )
     out: dict[str, dict] = {}
     for chunk in range(0, len(ids), 500):
         for r in conn.execute(q, {"ids": ids[chunk : chunk + 500]}):
-            out[r.id] = {"name": r.name, "version": r.version, "kind": r.kind}
+            first_run = out.get(r.id, {}).get("run_id") or r.run_id  # the run that made it
+            out[r.id] = {"name": r.name, "version": r.version, "kind": r.kind, "run_id": first_run}
     return out

@@ -74,10 +74,7 @@ def rebuild(
                 conn.execute(delete(t.runs).where(t.runs.c.id == rec["id"]))
                 conn.execute(
                     t.runs.insert().values(
-                        **{
-                            k: rec.get(k)
-                            for k in ("id", "flow_run_id", "status", "creator", "params")
-                        },
+                        **{k: rec.get(k) for k in ("id", "flow_run_id", "status", "creator", "params")},
                         started_at=_ts(rec["started_at"]),
                         ended_at=_ts(rec.get("ended_at")),
                     )
@@ -95,9 +92,7 @@ def rebuild(
 
 def _drop_version(registry: Registry, name: str, version: int) -> None:
     with registry.engine.begin() as conn:
-        conn.execute(
-            delete(t.artifacts).where(t.artifacts.c.name == name, t.artifacts.c.version == version)
-        )
+        conn.execute(delete(t.artifacts).where(t.artifacts.c.name == name, t.artifacts.c.version == version))
 
 
 def _json(value: Any) -> dict[str, Any]:

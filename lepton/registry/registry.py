@@ -199,10 +199,7 @@ class Registry:
         if not isinstance(name, str) or not NAME_RE.match(name):
             return False
         with self.engine.connect() as conn:
-            return (
-                conn.execute(select(t.names.c.name).where(t.names.c.name == name)).first()
-                is not None
-            )
+            return conn.execute(select(t.names.c.name).where(t.names.c.name == name)).first() is not None
 
     def names(self, kind: str | None = None) -> list[tuple[str, str, int]]:
         q = select(t.names.c.name, t.names.c.kind, t.names.c.last_version).order_by(t.names.c.name)
@@ -354,14 +351,10 @@ class Registry:
     def finish_run(self, id: str, status: str) -> Run:
         def tx(conn: Connection) -> None:
             ts = now()
-            done = conn.execute(
-                t.runs.update().where(t.runs.c.id == id).values(status=status, ended_at=ts)
-            )
+            done = conn.execute(t.runs.update().where(t.runs.c.id == id).values(status=status, ended_at=ts))
             if done.rowcount != 1:  # nothing to finish: log nothing
                 raise NotFound(f"no run {id}")
-            self._log(
-                "registry", {"event": "run_end", "id": id, "status": status, "ended_at": iso(ts)}
-            )
+            self._log("registry", {"event": "run_end", "id": id, "status": status, "ended_at": iso(ts)})
 
         self._write(tx)
         return self.get_run(id)

@@ -19,9 +19,7 @@ def translate(url: str, key: str | None = None) -> Iterator[None]:
     except LeptonError:
         raise
     except PermissionError as e:
-        raise StorageError(
-            f"store {url}: access refused; check the credentials ({_describe(e)})"
-        ) from e
+        raise StorageError(f"store {url}: access refused; check the credentials ({_describe(e)})") from e
     except Exception as e:  # noqa: BLE001 - boundary: every backend error becomes ours
         raise StorageError(_message(url, key, e)) from e
 

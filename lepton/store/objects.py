@@ -260,8 +260,7 @@ class ObjectStore:
     def _refuse(self, key: str, actual: str) -> None:
         self.quarantine(key)
         raise IntegrityError(
-            f"object {key} is corrupt (content hashes to {actual}); "
-            f"it was moved to {QUARANTINE}/ and refused"
+            f"object {key} is corrupt (content hashes to {actual}); it was moved to {QUARANTINE}/ and refused"
         )
 
     # ---- maintenance ------------------------------------------------------

@@ -71,9 +71,7 @@ def draw_evalset(
     )
 
 
-def check_classes(
-    labelset: Labelset, labelset_ref: str, evalset: EvalSet, evalset_ref: str
-) -> None:
+def check_classes(labelset: Labelset, labelset_ref: str, evalset: EvalSet, evalset_ref: str) -> None:
     """Labels whose classes differ from the evaluation set's cannot be scored on it."""
     got, want = set(labelset.classes), set(evalset.classes)
     if got != want:
@@ -86,9 +84,7 @@ def check_classes(
         )
 
 
-def feature_columns(
-    dataset: TableDataset, requested: tuple[str, ...] | None, ref: str
-) -> tuple[str, ...]:
+def feature_columns(dataset: TableDataset, requested: tuple[str, ...] | None, ref: str) -> tuple[str, ...]:
     names = [c.name for c in dataset.columns]
     if requested is None:
         return tuple(n for n in names if n != dataset.key)
@@ -139,9 +135,7 @@ def load_arrays(
     classes = evalset.classes
     index = {c: i for i, c in enumerate(classes)}
     in_eval = keys.isin(set(eval_keys))
-    label_of = dict(
-        zip(labels[labelset.key].astype(str), labels[labelset.label].astype(str), strict=True)
-    )
+    label_of = dict(zip(labels[labelset.key].astype(str), labels[labelset.label].astype(str), strict=True))
     train_mask = ~in_eval & keys.map(lambda k: k in label_of)
     as_x = _as_text if interface.kind == "text" else _as_numeric
     by_key = frame.set_index(keys)

@@ -124,7 +124,7 @@ def _run(job: Job, candidates: Any, execution: str) -> dict[str, Any]:
     }
     publish(
         "lepton-run",
-        f"### Lepton run `{short(run_id)}`\n- record `{record}`\n- execution `{execution}`\n"
+        f"### Lepton run `{run_id}`\n- record `{record}`\n- execution `{execution}`\n"
         f"- dataset `{short(data['dataset'])}`, labels `{short(data['labelset'])}`, "
         f"evaluation set `{short(evalset)}`\n- decision: {decision['reason']}\n"
         + (

@@ -18,9 +18,7 @@ from lepton.config import S3Settings, Settings
 from lepton.repo import Repo
 from lepton.store import ObjectStore, open_location
 
-PG_ADMIN_URL = os.environ.get(
-    "LEPTON_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+PG_ADMIN_URL = os.environ.get("LEPTON_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 S3_KEY, S3_SECRET = "testing-key", "testing-secret"
 
 

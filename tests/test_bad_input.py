@@ -192,9 +192,7 @@ def test_nonexistent_sources_are_not_found(seeded, tmp_path):
         with expect(NotFound, str(missing), "no such file"):
             seeded.snapshot_data("existing", missing)
         with expect(NotFound, str(missing)):
-            seeded.snapshot_labels(
-                "existing-labels", missing, dataset="existing", key="id", label="label"
-            )
+            seeded.snapshot_labels("existing-labels", missing, dataset="existing", key="id", label="label")
 
 
 def test_unsupported_source_urls(seeded):
@@ -210,9 +208,7 @@ def test_folder_and_file_mixups(seeded, tmp_path):
     with expect(InvalidInput, "--key applies to tables"):
         seeded.snapshot_data("existing", folder, key="id")
     with expect(InvalidInput, "is a folder"):
-        seeded.snapshot_labels(
-            "existing-labels", folder, dataset="existing", key="id", label="label"
-        )
+        seeded.snapshot_labels("existing-labels", folder, dataset="existing", key="id", label="label")
     empty = tmp_path / "empty-folder"
     empty.mkdir()
     with expect(InvalidInput, "the folder has no files"):

@@ -17,9 +17,7 @@ from lepton.data.chunks import boundaries, read_chunks, row_hashes, write_chunks
 from lepton.store import ObjectStore, open_location
 
 SMALL = {"target": 16, "lo": 4, "hi": 64}
-PROPS = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+PROPS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture(scope="module")
@@ -146,9 +144,7 @@ def test_roundtrip_after_random_edits(local_store, n, seed, keyed, ops) -> None:
         back = read_chunks(local_store, chunks)
         pd.testing.assert_frame_equal(back, version)
         # a subset of columns reads back too
-        pd.testing.assert_frame_equal(
-            read_chunks(local_store, chunks, ["s", "id"]), version[["s", "id"]]
-        )
+        pd.testing.assert_frame_equal(read_chunks(local_store, chunks, ["s", "id"]), version[["s", "id"]])
 
 
 @PROPS

@@ -34,13 +34,9 @@ def cli(tmp_path, monkeypatch, capsys):  # type: ignore[no-untyped-def]
 
 
 def _write_data(folder: Path, n: int = 200) -> None:
-    frame = pd.DataFrame(
-        {"id": range(n), "x": [i * 0.25 for i in range(n)], "kind": ["a", "b"] * (n // 2)}
-    )
+    frame = pd.DataFrame({"id": range(n), "x": [i * 0.25 for i in range(n)], "kind": ["a", "b"] * (n // 2)})
     frame.to_csv(folder / "data.csv", index=False)
-    frame[["id", "kind"]].rename(columns={"kind": "label"}).to_csv(
-        folder / "labels.csv", index=False
-    )
+    frame[["id", "kind"]].rename(columns={"kind": "label"}).to_csv(folder / "labels.csv", index=False)
 
 
 def test_full_walkthrough(cli, tmp_path):  # type: ignore[no-untyped-def]
@@ -109,9 +105,7 @@ def test_full_walkthrough(cli, tmp_path):  # type: ignore[no-untyped-def]
     assert code == 0 and json.loads(out)["changed"] == 0
     code, out, _ = cli("data", "checkout", "d@v1", "out.csv")
     assert code == 0
-    pd.testing.assert_frame_equal(
-        pd.read_csv(tmp_path / "out.csv"), pd.read_csv(tmp_path / "data.csv")
-    )
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "out.csv"), pd.read_csv(tmp_path / "data.csv"))
 
     code, out, _ = cli("verify", "--json")
     assert code == 0 and json.loads(out)["findings"] == []

@@ -56,9 +56,7 @@ def read_back(path: Path) -> pd.DataFrame:
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
     if path.suffix == ".jsonl":
-        return pd.DataFrame.from_records(
-            [json.loads(line) for line in path.read_text().splitlines()]
-        )
+        return pd.DataFrame.from_records([json.loads(line) for line in path.read_text().splitlines()])
     return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",")
 
 
@@ -170,9 +168,7 @@ def test_diff_with_key_counts_and_samples(repo):
     changed = {r["key"]: r["columns"] for r in d.samples["changed"]}
     old = v1.set_index("id")
     assert changed[500] == {"score": {"from": old.at[500, "score"], "to": 42.5}}
-    assert changed[501] == {
-        "flag": {"from": bool(old.at[501, "flag"]), "to": not old.at[501, "flag"]}
-    }
+    assert changed[501] == {"flag": {"from": bool(old.at[501, "flag"]), "to": not old.at[501, "flag"]}}
     assert changed[502] == {
         "name": {"from": old.at[502, "name"], "to": "renamed"},
         "score": {"from": old.at[502, "score"], "to": -1.0},
@@ -222,19 +218,13 @@ def test_diff_without_key_is_a_multiset_of_rows(repo):
 
 def test_diff_of_nested_values(repo, tmp_path):
     path = tmp_path / "nested.jsonl"
-    path.write_text(
-        '{"id": 1, "tags": ["a", "b"], "m": {"k": 1}}\n{"id": 2, "tags": [], "m": {"k": 2}}\n'
-    )
+    path.write_text('{"id": 1, "tags": ["a", "b"], "m": {"k": 1}}\n{"id": 2, "tags": [], "m": {"k": 2}}\n')
     repo.snapshot_data("nested", path)  # no key: whole rows are hashed
-    path.write_text(
-        '{"id": 1, "tags": ["a", "c"], "m": {"k": 1}}\n{"id": 2, "tags": [], "m": {"k": 2}}\n'
-    )
+    path.write_text('{"id": 1, "tags": ["a", "c"], "m": {"k": 1}}\n{"id": 2, "tags": [], "m": {"k": 2}}\n')
     repo.snapshot_data("nested", path, key="id")
     d = repo.diff("nested@v1", "nested@v2")
     assert (d.added, d.removed) == (1, 1)  # key differs between versions: content multiset
-    path.write_text(
-        '{"id": 1, "tags": ["a", "c"], "m": {"k": 9}}\n{"id": 2, "tags": [], "m": {"k": 2}}\n'
-    )
+    path.write_text('{"id": 1, "tags": ["a", "c"], "m": {"k": 9}}\n{"id": 2, "tags": [], "m": {"k": 2}}\n')
     repo.snapshot_data("nested", path, key="id")
     d = repo.diff("nested@v2", "nested@v3")
     assert (d.added, d.removed, d.changed) == (0, 0, 1)
@@ -285,11 +275,7 @@ def make_tree(root: Path) -> dict[str, bytes]:
 
 
 def read_tree(root: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_tree_snapshot_and_checkout_byte_identical(repo, tmp_path):

@@ -104,9 +104,7 @@ def _keyed(repo: Repo) -> str:
 
 def test_label_column_problems(repo, dataset):
     labels = labels_for(samples()["id"][:5])
-    with pytest.raises(
-        InvalidInput, match="label column 'species' not found; columns are: id, label"
-    ):
+    with pytest.raises(InvalidInput, match="label column 'species' not found; columns are: id, label"):
         repo.snapshot_labels("l", labels, dataset="samples", key="id", label="species")
     with pytest.raises(InvalidInput, match="cannot also be the key"):
         repo.snapshot_labels("l", labels, dataset="samples", key="id", label="id")

@@ -76,9 +76,7 @@ class RegistryContract:
         assert registry.names() == [("d", "dataset", 3), ("other", "dataset", 1)]
         assert registry.names(kind="model") == []
 
-    def test_register_records_fields_and_journals(
-        self, registry: Registry, journal: ObjectStore
-    ) -> None:
+    def test_register_records_fields_and_journals(self, registry: Registry, journal: ObjectStore) -> None:
         parent = fake_id("p")
         v, created = registry.register(
             id=fake_id("m"),
@@ -108,9 +106,7 @@ class RegistryContract:
             fake_id("m"),
         )
 
-    def test_same_id_as_latest_is_not_a_new_version(
-        self, registry: Registry, journal: ObjectStore
-    ) -> None:
+    def test_same_id_as_latest_is_not_a_new_version(self, registry: Registry, journal: ObjectStore) -> None:
         a, b = fake_id("a"), fake_id("b")
         registry.register(id=a, kind="dataset", name="d")
         again, created = registry.register(id=a, kind="dataset", name="d")
@@ -249,9 +245,7 @@ class RegistryContract:
             registry.resolve(ref)
 
     @pytest.mark.parametrize("bad", ["a\x00", "../x", "x" * 300])
-    def test_lookups_never_crash_on_bad_names(
-        self, registry: Registry, three: list[str], bad: str
-    ) -> None:
+    def test_lookups_never_crash_on_bad_names(self, registry: Registry, three: list[str], bad: str) -> None:
         for call in (
             lambda: registry.versions(bad),
             lambda: registry.get(bad, 1),
@@ -326,9 +320,7 @@ class RegistryContract:
             ("M2", "model", "model2", [("D2", "dataset")]),
         ]
         for key, kind, name, parents in spec:
-            registry.register(
-                id=ids[key], kind=kind, name=name, parents=[(ids[p], r) for p, r in parents]
-            )
+            registry.register(id=ids[key], kind=kind, name=name, parents=[(ids[p], r) for p, r in parents])
         return ids
 
     @staticmethod

@@ -117,9 +117,7 @@ class ConcurrencyContract:
         logged = [r for r in registry.journal.iter_records("registry")]  # type: ignore[union-attr]
         assert sorted(r["version"] for r in logged) == list(range(1, 2 * N + 1))
 
-    def test_two_processes_move_one_alias(
-        self, registry: Registry, url: str, tmp_path: Path
-    ) -> None:
+    def test_two_processes_move_one_alias(self, registry: Registry, url: str, tmp_path: Path) -> None:
         for i in range(1, 5):
             registry.register(id=hashing.hash_bytes(b"%d" % i), kind="model", name="shared")
         run_writers(url, tmp_path / "journal", "alias", MOVES, tmp_path)

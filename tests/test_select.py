@@ -107,8 +107,7 @@ def test_no_candidate_meets_constraints() -> None:
     s = decide(policy, [a, b], None, y, K)
     assert s.winner is None and not s.promote and s.comparison is None
     assert s.reason == (
-        "no candidate meets the constraints: digits-cnn latency_p95_ms 81.2 > 50; "
-        "digits-mlp size_mb 12 > 10."
+        "no candidate meets the constraints: digits-cnn latency_p95_ms 81.2 > 50; digits-mlp size_mb 12 > 10."
     )
 
 
@@ -131,8 +130,7 @@ def test_no_champion_promotes_best() -> None:
     assert s.winner == b.model and s.promote and s.champion is None
     f1 = b.quality_metrics["f1_macro"]
     assert s.reason == (
-        f"no production model yet: digits-cnn wins on f1_macro ({f1:.3f}) "
-        "and meets all constraints."
+        f"no production model yet: digits-cnn wins on f1_macro ({f1:.3f}) and meets all constraints."
     )
 
 
@@ -182,9 +180,7 @@ def test_challenger_promoted_when_much_better(test: str, label: str) -> None:
     c = s.comparison
     assert c is not None and c.significant and c.test == test
     assert (c.champion, c.challenger) == (champ.model, chal.model)
-    assert c.gain == pytest.approx(
-        chal.quality_metrics["f1_macro"] - champ.quality_metrics["f1_macro"]
-    )
+    assert c.gain == pytest.approx(chal.quality_metrics["f1_macro"] - champ.quality_metrics["f1_macro"])
     assert c.p_value < 0.01
     # one sentence naming the winner, the champion and the test
     assert s.reason.startswith("digits-cnn@v2 replaces digits-logreg@v1: f1_macro ")

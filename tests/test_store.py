@@ -108,9 +108,7 @@ class StoreContract:
         assert store.exists(key) and store.size(key) == len(data)
         assert store.read_bytes(key) == data
 
-    def test_put_if_absent_across_put_bytes_file_and_stream(
-        self, store: ObjectStore, tmp_path: Path
-    ) -> None:
+    def test_put_if_absent_across_put_bytes_file_and_stream(self, store: ObjectStore, tmp_path: Path) -> None:
         data = os.urandom(4096)
         src = tmp_path / "src.bin"
         src.write_bytes(data)
@@ -132,9 +130,7 @@ class StoreContract:
         for k, b in zip(keys, blobs, strict=True):
             assert store.read_bytes(k) == b
 
-    def test_empty_object_round_trips_through_files(
-        self, store: ObjectStore, tmp_path: Path
-    ) -> None:
+    def test_empty_object_round_trips_through_files(self, store: ObjectStore, tmp_path: Path) -> None:
         empty = tmp_path / "empty"
         empty.write_bytes(b"")
         key, size = store.put_file(empty)
@@ -187,9 +183,7 @@ class StoreContract:
         assert not (tmp_path / "x").exists()
 
     # ---- verify on read ---------------------------------------------------
-    def test_flipped_byte_is_refused_and_quarantined_by_read_bytes(
-        self, store: ObjectStore
-    ) -> None:
+    def test_flipped_byte_is_refused_and_quarantined_by_read_bytes(self, store: ObjectStore) -> None:
         data = os.urandom(10_000)
         key = store.put_bytes(data)
         bad = self.flip_byte(store, key, data, at=5_000)
@@ -200,9 +194,7 @@ class StoreContract:
         assert isinstance(e.value, OSError)
         digest = key.split(":")[1]
         assert self.raw_paths(store) == []
-        assert self.raw_paths(store, "quarantine") == [
-            f"quarantine/blake3/{digest[:2]}/{digest[2:]}"
-        ]
+        assert self.raw_paths(store, "quarantine") == [f"quarantine/blake3/{digest[:2]}/{digest[2:]}"]
         assert not store.exists(key)
         with pytest.raises(NotFound):  # never the bad bytes, not even on retry
             store.read_bytes(key)
@@ -298,9 +290,7 @@ class StoreContract:
         assert list(store.iter_keys()) == []  # records are not objects
 
     # ---- big files stream -------------------------------------------------
-    def test_64mb_file_streams_with_bounded_memory(
-        self, store: ObjectStore, tmp_path: Path
-    ) -> None:
+    def test_64mb_file_streams_with_bounded_memory(self, store: ObjectStore, tmp_path: Path) -> None:
         """put_file/get_file of 64 MiB, measured in a child process (moto runs
         inside this one) with tracemalloc: peak well below the file size."""
         size = 64 * 2**20
@@ -314,9 +304,7 @@ class StoreContract:
         child = _BIG_FILE_CHILD.format(
             url=store.url, s3=json.dumps(s3.model_dump() if s3 else None), src=str(src)
         )
-        out = subprocess.run(
-            [sys.executable, "-c", child], capture_output=True, text=True, timeout=120
-        )
+        out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         result = json.loads(out.stdout.strip().splitlines()[-1])
         assert result["key"] == expected and result["size"] == size
@@ -515,9 +503,7 @@ def auth_s3() -> tuple[str, str, str]:
             "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
         }
         iam.put_user_policy(UserName="lepton", PolicyName="all", PolicyDocument=json.dumps(policy))
-        _s3_client(endpoint, ak["AccessKeyId"], ak["SecretAccessKey"]).create_bucket(
-            Bucket="secured"
-        )
+        _s3_client(endpoint, ak["AccessKeyId"], ak["SecretAccessKey"]).create_bucket(Bucket="secured")
         yield endpoint, ak["AccessKeyId"], ak["SecretAccessKey"]
     finally:
         proc.terminate()
@@ -525,9 +511,7 @@ def auth_s3() -> tuple[str, str, str]:
 
 
 def _auth_store(endpoint: str, key: str, secret: str) -> ObjectStore:
-    settings = S3Settings(
-        endpoint_url=endpoint, key=key, secret=secret, region="us-east-1", max_attempts=1
-    )
+    settings = S3Settings(endpoint_url=endpoint, key=key, secret=secret, region="us-east-1", max_attempts=1)
     return ObjectStore(open_location("s3://secured/p", settings))
 
 
@@ -539,9 +523,7 @@ def test_s3_correct_credentials_work(auth_s3: tuple[str, str, str]) -> None:
 
 
 @pytest.mark.parametrize("which", ["wrong-secret", "unknown-key"])
-def test_s3_refused_credentials_are_a_storage_error(
-    auth_s3: tuple[str, str, str], which: str
-) -> None:
+def test_s3_refused_credentials_are_a_storage_error(auth_s3: tuple[str, str, str], which: str) -> None:
     endpoint, key, secret = auth_s3
     store = (
         _auth_store(endpoint, key, "not-the-secret")

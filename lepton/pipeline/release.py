@@ -115,7 +115,7 @@ def rollback(ctx: Context, alias: str, target_name: str | None = None) -> dict[s
     name = ctx.project.name
     current = ctx.repo.registry.alias(name, alias)
     history = ctx.repo.registry.alias_history(name, alias)
-    previous = next((m.previous_version for m in reversed(history) if m.version == current.version), None)
+    previous = previous_version(history)
     if previous is None:
         raise InvalidInput(
             f"{name}@{alias} has no earlier version to roll back to (it is at v{current.version})"

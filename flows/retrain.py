@@ -121,6 +121,15 @@ def _run(job: Job, candidates: Any, execution: str) -> dict[str, Any]:
         "reason": decision["reason"],
         "deployed": deployed,
         "models": outputs["models"],
+        # seconds inside each step's own work (from the cache on a cached step)
+        "work_s": {
+            "snapshot-data": data["work_s"],
+            "version-components": comps["work_s"],
+            **{f"train-{m['candidate']}": m["work_s"] for m in models},
+            **{f"evaluate-{e['candidate']}": e["work_s"] for e in evaluated},
+            "select": decision["work_s"],
+            "deploy": deployed["work_s"],
+        },
     }
     publish(
         "lepton-run",

@@ -5,6 +5,7 @@ storage errors, and Prefect artifacts for the UI."""
 from __future__ import annotations
 
 import contextlib
+import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,6 +96,15 @@ def publish(key: str, markdown: str, table: list[dict[str, Any]] | None = None) 
     create_markdown_artifact(key=key, markdown=markdown)
     if table:
         create_table_artifact(key=f"{key}-table", table=table)
+
+
+@contextlib.contextmanager
+def timed() -> Iterator[Any]:
+    """Seconds spent in the block: ``with timed() as clock: ...; clock()``."""
+    start = time.perf_counter()
+    end: list[float] = []
+    yield lambda: round((end[0] if end else time.perf_counter()) - start, 6)
+    end.append(time.perf_counter())
 
 
 def short(id: str | None) -> str:

@@ -7,14 +7,15 @@ from typing import Any
 from prefect import task
 
 from lepton.pipeline import fit, prepare, release, score
-from tasks.common import TASK_OPTIONS, Job, context, ids_cache_key, publish, short
+from tasks.common import TASK_OPTIONS, Job, context, ids_cache_key, publish, short, timed
 
 
 @task(name="snapshot-data", **TASK_OPTIONS)
 def snapshot_data(job: Job) -> dict[str, Any]:
-    with context(job) as ctx:
+    with context(job) as ctx, timed() as clock:
         prepare.preflight(ctx)
         out = prepare.snapshot_data(ctx)
+    out["work_s"] = clock()
     publish(
         "snapshot-data",
         f"### Data\n- dataset **{out['dataset_ref']}** `{short(out['dataset'])}`"
@@ -28,7 +29,9 @@ def snapshot_data(job: Job) -> dict[str, Any]:
 @task(name="version-components", cache_key_fn=ids_cache_key("version-components"), **TASK_OPTIONS)
 def version_components(job: Job, dataset: str, labelset: str) -> dict[str, Any]:
     with context(job) as ctx:
-        out = prepare.version_components(ctx, dataset, labelset)
+        with timed() as clock:
+            out = prepare.version_components(ctx, dataset, labelset)
+        out["work_s"] = clock()
         lines = [
             f"- **{cand}**: " + " -> ".join(f"`{short(i)}`" for i in ids)
             for cand, ids in out["specs"].items()
@@ -44,8 +47,9 @@ def version_components(job: Job, dataset: str, labelset: str) -> dict[str, Any]:
 def train(
     job: Job, candidate: str, dataset: str, labelset: str, evalset: str, specs: list[str]
 ) -> dict[str, Any]:
-    with context(job) as ctx:
+    with context(job) as ctx, timed() as clock:
         out = fit.train(ctx, candidate, dataset, labelset, evalset, specs)
+    out["work_s"] = clock()
     rows = [
         {
             "component": s["name"],
@@ -64,7 +68,9 @@ def train(
 @task(name="evaluate", cache_key_fn=ids_cache_key("evaluate"), **TASK_OPTIONS)
 def evaluate(job: Job, model: str, evalset: str) -> dict[str, Any]:
     with context(job) as ctx:
-        out = score.evaluate(ctx, model, evalset)
+        with timed() as clock:
+            out = score.evaluate(ctx, model, evalset)
+        out["work_s"] = clock()
         evaluation, cost = ctx.manifest(out["evaluation"]), ctx.manifest(out["cost"])
         rows = [
             {
@@ -86,7 +92,9 @@ def evaluate(job: Job, model: str, evalset: str) -> dict[str, Any]:
 @task(name="select", **TASK_OPTIONS)
 def select(job: Job, evaluated: list[dict[str, Any]], evalset: str) -> dict[str, Any]:
     with context(job) as ctx:
-        out = score.select(ctx, evaluated, evalset)
+        with timed() as clock:
+            out = score.select(ctx, evaluated, evalset)
+        out["work_s"] = clock()
         decision = ctx.manifest(out["decision"])
         rows = [
             {
@@ -105,8 +113,9 @@ def select(job: Job, evaluated: list[dict[str, Any]], evalset: str) -> dict[str,
 
 @task(name="deploy", **TASK_OPTIONS)
 def deploy(job: Job, decision: str) -> dict[str, Any]:
-    with context(job) as ctx:
+    with context(job) as ctx, timed() as clock:
         out = release.deploy(ctx, decision)
+    out["work_s"] = clock()
     if out["deployed"]:
         text = f"### Deployed {out['model_ref']} to `{out['target']}`\n"
         text += f"{out['location']} (alias {out['alias']})"

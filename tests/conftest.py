@@ -133,3 +133,23 @@ def repo(backend: Settings) -> Iterator[Repo]:
     r = Repo(backend).ensure_ready()
     yield r
     r.close()
+
+
+# ---- Prefect ---------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """A real Prefect API (prefect_test_harness: a server on a temporary
+    database) with its own PREFECT_HOME, for the whole session."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PREFECT_HOME", str(home))
+    mp.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    mp.setenv("PREFECT_LOGGING_LEVEL", "WARNING")
+    import prefect.flow_engine
+    from prefect.testing.utilities import prefect_test_harness
+
+    # Sync flows wait ~1 s for a heartbeat thread at the end; not needed here.
+    mp.setattr(prefect.flow_engine.BaseFlowRunEngine, "heartbeat_seconds", property(lambda self: None))
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+    mp.undo()

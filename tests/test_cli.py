@@ -183,3 +183,55 @@ def test_quickstart_script_runs(tmp_path):  # type: ignore[no-untyped-def]
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "relabeled: 2" in proc.stdout
     assert "ok: 6 object(s) verified" in proc.stdout
+
+
+@pytest.mark.slow
+def test_pipeline_commands(cli, tmp_path, prefect_api):  # type: ignore[no-untyped-def]
+    """run, runs, models, deploy, rollback, replay through the CLI."""
+    from pipeline_helpers import prepare_data, project, write_project
+
+    prepare_data(tmp_path)
+    doc = project()
+    doc["targets"]["second"] = {"kind": "directory", "path": "deploy-2"}
+    write_project(tmp_path, doc)
+    cli("init")
+    code, out, err = cli("run", "--config", "project.toml", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["promote"] and summary["deployed"]["deployed"]
+    code, out, _ = cli("runs", "list", "--json")
+    assert [r["status"] for r in json.loads(out)] == ["completed"]
+    code, out, _ = cli("runs", "show", summary["execution"], "--json")
+    shown = json.loads(out)
+    assert shown["flow_run_id"] == summary["flow_run_id"] and shown["reason"] == summary["reason"]
+    code, out, _ = cli("models", "list", "bc", "--json")
+    models = json.loads(out)
+    assert [m["ref"] for m in models] == ["bc@v1", "bc@v2"]
+    assert {m["candidate"] for m in models} == {"logreg", "mlp"}
+    assert [m["aliases"] for m in models if m["ref"] == summary["winner"]] == [["production"]]
+    code, out, _ = cli("models", "show", "bc@production", "--json")
+    detail = json.loads(out)
+    assert detail["dataset"] == "bc-features@v1" and detail["labelset"] == "bc-labels@v1"
+    (evaluation,) = detail["evaluations"].values()
+    assert set(evaluation["metrics"]) == {"accuracy", "precision_macro", "recall_macro", "f1_macro"}
+    code, out, _ = cli("models", "compare", "bc@v1", "bc@v2", "--json")
+    cmp = json.loads(out)
+    assert cmp["params"]["candidate"] == {"a": "logreg", "b": "mlp"}
+    assert {c["name"] for c in cmp["components"]} >= {"head", "mlp"}
+    assert set(cmp["metrics"]) == {"accuracy", "precision_macro", "recall_macro", "f1_macro"}
+
+    loser = next(m["ref"] for m in models if m["ref"] != summary["winner"])
+    code, out, err = cli("deploy", loser, "--target", "second", "--config", "project.toml")
+    assert code == 0, err
+    code, out, _ = cli("show", "bc@production", "--json")
+    assert json.loads(out)["artifact"]["version"] == int(loser.split("@v")[1])
+    code, out, err = cli("rollback", "bc", "--alias", "production", "--config", "project.toml")
+    assert code == 0, err
+    code, out, _ = cli("show", "bc@production", "--json")
+    assert f"bc@v{json.loads(out)['artifact']['version']}" == summary["winner"]
+    code, _, err = cli("rollback", "bc", "--alias", "production", "--config", "project.toml")
+    assert code == 1 and "no earlier version" in err
+
+    code, out, err = cli("replay", summary["execution"], "--json")
+    assert code == 0, err
+    assert json.loads(out)["identical"] is True

@@ -12,23 +12,6 @@ from lepton.deploy.bundle import load_bundle
 from lepton.repo import open_repo
 
 
-@pytest.fixture(scope="session")
-def prefect_api(tmp_path_factory):  # type: ignore[no-untyped-def]
-    home = tmp_path_factory.mktemp("prefect-home")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PREFECT_HOME", str(home))
-    mp.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    mp.setenv("PREFECT_LOGGING_LEVEL", "WARNING")
-    import prefect.flow_engine
-    from prefect.testing.utilities import prefect_test_harness
-
-    # Sync flows wait ~1 s for a heartbeat thread at the end; not needed here.
-    mp.setattr(prefect.flow_engine.BaseFlowRunEngine, "heartbeat_seconds", property(lambda self: None))
-    with prefect_test_harness(server_startup_timeout=90):
-        yield
-    mp.undo()
-
-
 def _artifacts(flow_run_id: str) -> dict[str, str]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId

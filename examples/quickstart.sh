@@ -10,12 +10,12 @@ PY=${PYTHON:-python}
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
-$PY "$here/make_wine.py" raw
+$PY "$here/prepare.py" wine raw
 step lepton init
-step lepton data snapshot wine raw/features.csv --key sample_id -m "wine features"
-step lepton labels snapshot wine-labels raw/labels.csv --dataset wine@latest --key sample_id --label cultivar -m "first labels"
-$PY "$here/make_wine.py" raw --relabel 0.01 --seed 7
-step lepton labels snapshot wine-labels raw/labels.csv --dataset wine@latest --key sample_id --label cultivar -m "annotator fixes"
+step lepton data snapshot wine raw/features.parquet --key sample_id -m "wine features"
+step lepton labels snapshot wine-labels raw/labels.csv --dataset wine@latest --key sample_id --label label -m "first labels"
+$PY "$here/prepare.py" wine raw --relabel 0.01 --seed 7
+step lepton labels snapshot wine-labels raw/labels.csv --dataset wine@latest --key sample_id --label label -m "annotator fixes"
 step lepton labels diff wine-labels@v1 wine-labels@v2
 step lepton data log wine
 step lepton labels log wine-labels

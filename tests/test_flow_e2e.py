@@ -100,3 +100,38 @@ def test_flow_fails_cleanly_on_bad_wiring(prefect_api, tmp_path, backend):  # ty
         kinds = {k for _, k, _ in repo.registry.names()}
         assert not kinds & {"fit", "model", "evaluation", "decision", "deployment"}
         assert [r.status for r in repo.registry.runs()] == ["failed"]
+
+
+@pytest.mark.slow
+def test_tasks_retry_storage_errors_only(prefect_api):  # type: ignore[no-untyped-def]
+    from prefect import flow, task
+
+    from lepton.errors import InvalidInput, StorageError
+    from tasks.common import TASK_OPTIONS
+
+    calls = {"storage": 0, "input": 0}
+
+    @task(**{**TASK_OPTIONS, "retry_delay_seconds": 0, "persist_result": False})
+    def flaky() -> str:
+        calls["storage"] += 1
+        if calls["storage"] == 1:
+            raise StorageError("store unreachable (simulated once)")
+        return "ok"
+
+    @task(**{**TASK_OPTIONS, "retry_delay_seconds": 0, "persist_result": False})
+    def bad_input() -> str:
+        calls["input"] += 1
+        raise InvalidInput("bad row 3")
+
+    @flow
+    def both() -> str:
+        return flaky()
+
+    @flow
+    def failing() -> str:
+        return bad_input()
+
+    assert both() == "ok" and calls["storage"] == 2
+    with pytest.raises(InvalidInput):
+        failing()
+    assert calls["input"] == 1

@@ -178,3 +178,58 @@ def test_relabel_reuses_unsupervised_fits(workdir):  # type: ignore[no-untyped-d
         run, "logreg", snap["dataset"], snap["labelset"], comps["evalset"], comps["specs"]["logreg"]
     )
     assert [(s["name"], s["reused"]) for s in trained["stages"]] == [("scaler", True), ("head", False)]
+
+
+PLUGIN = """
+import numpy as np
+from lepton.components import Component
+from lepton.components.interface import require
+
+
+class Double(Component):
+    type = "user.double"
+
+    def output(self, given, classes, name, upstream):
+        require(given, ("vector",), upstream=upstream, component=name, wants="a vector")
+        return given
+
+    def fit(self, x, y, seed):
+        return None
+
+    def transform(self, x):
+        return np.asarray(x, dtype=np.float32) * 2
+
+    def save(self):
+        return {}
+
+    def load(self, files):
+        return None
+
+
+LEPTON_COMPONENTS = [Double]
+"""
+
+
+def test_user_component_from_a_plugin(workdir, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    plugin_dir = tmp_path / "plugins"
+    plugin_dir.mkdir()
+    (plugin_dir / "my_components.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(plugin_dir))
+    doc = project(plugins=["my_components"])
+    doc["candidates"] = [
+        {
+            "name": "doubled",
+            "components": [
+                {"name": "double", "type": "user.double"},
+                {"name": "head", "type": "sklearn.logistic_regression"},
+            ],
+        }
+    ]
+    ctx = _ctx(workdir, doc)
+    out = _run_steps(ctx)
+    model = ctx.repo.load(out["decision"]["winner"])
+    assert [p.type for p in model.parts] == ["user.double", "sklearn.logistic_regression"]
+    assert out["deploy"]["deployed"]
+    doc["plugins"] = ["no_such_module_here"]
+    with pytest.raises(InvalidInput, match="no_such_module_here"):
+        prepare.preflight(_ctx(workdir, doc))

@@ -95,7 +95,9 @@ class Evaluation(Manifest):
     bootstrap: int
     metrics: dict[str, Estimate]
     per_class: dict[str, dict[str, float]]
-    confusion: tuple[tuple[int, ...], ...]
+    confusion: tuple[tuple[int, ...], ...]  # rows: true class, columns: predicted
+    confusion_low: tuple[tuple[float, ...], ...]  # bootstrap interval of each cell's count
+    confusion_high: tuple[tuple[float, ...], ...]
     predictions: str  # object key: Parquet of sample id, label, prediction, correct
 
 

@@ -168,3 +168,16 @@ def test_dir_size_mb() -> None:
     assert dir_size_mb([]) == 0.0
     with pytest.raises(InvalidInput):
         dir_size_mb([-1])
+
+
+def test_confusion_matrix_cells_have_bootstrap_intervals() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 400)
+    pred = np.where(rng.random(400) < 0.8, y, rng.integers(0, 3, 400))
+    r = quality(y, pred, 3, classes=("a", "b", "c"), bootstrap=300, seed=1)
+    conf = np.array(r.confusion)
+    low, high = np.array(r.confusion_low), np.array(r.confusion_high)
+    assert low.shape == high.shape == conf.shape == (3, 3)
+    assert (low <= conf).all() and (conf <= high).all()
+    assert (high - low)[np.diag_indices(3)].min() > 0  # real spread on the diagonal
+    assert quality(y, pred, 3, classes=("a", "b", "c"), bootstrap=300, seed=1) == r

@@ -53,6 +53,8 @@ class QualityReport(BaseModel):
     metrics: dict[str, Estimate]
     per_class: dict[str, dict[str, float]]
     confusion: tuple[tuple[int, ...], ...]
+    confusion_low: tuple[tuple[float, ...], ...]
+    confusion_high: tuple[tuple[float, ...], ...]
 
     def evaluation_fields(self) -> dict[str, Any]:
         """Keyword arguments for ``lepton.model_manifest.Evaluation`` (add name, predictions)."""
@@ -63,6 +65,8 @@ class QualityReport(BaseModel):
             "metrics": self.metrics,
             "per_class": self.per_class,
             "confusion": self.confusion,
+            "confusion_low": self.confusion_low,
+            "confusion_high": self.confusion_high,
         }
 
 
@@ -240,7 +244,9 @@ def quality(
     conf = confusion_matrix(t, p, n_classes)
     macro: dict[str, list[np.ndarray]] = {m: [] for m in QUALITY_METRICS}
     rates: dict[str, list[np.ndarray]] = {r: [] for r in RATES}
+    cells: list[np.ndarray] = []
     for chunk in bootstrap_confusions(t, p, n_classes, bootstrap, seed):
+        cells.append(chunk)
         for m in QUALITY_METRICS:
             macro[m].append(metric_batch(m, chunk))
         r = class_rates(chunk)
@@ -252,6 +258,7 @@ def quality(
         low, high = percentile_ci(_stack(macro[m], (0,)), value, confidence)
         metrics[m] = Estimate(value=value, low=low, high=high)
     per_class = _per_class(conf, rates, classes, confidence)
+    low, high = _confusion_ci(conf, cells, confidence)
     return QualityReport(
         n=int(t.size),
         confidence=confidence,
@@ -259,7 +266,24 @@ def quality(
         metrics=metrics,
         per_class=per_class,
         confusion=tuple(tuple(int(v) for v in row) for row in conf),
+        confusion_low=low,
+        confusion_high=high,
     )
+
+
+def _confusion_ci(
+    conf: np.ndarray, cells: list[np.ndarray], confidence: float
+) -> tuple[tuple[tuple[float, ...], ...], tuple[tuple[float, ...], ...]]:
+    """Per-cell percentile interval of the bootstrap confusion counts."""
+    if not cells:
+        same = tuple(tuple(float(v) for v in row) for row in conf)
+        return same, same
+    stacked = np.concatenate(cells, axis=0).astype(np.float64)
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    low, high = np.percentile(stacked, [tail, 100.0 - tail], axis=0)
+    low, high = np.minimum(low, conf), np.maximum(high, conf)
+    as_rows = lambda m: tuple(tuple(round(float(v), 6) for v in row) for row in m)  # noqa: E731
+    return as_rows(low), as_rows(high)
 
 
 def _stack(parts: list[np.ndarray], empty_shape: tuple[int, ...]) -> np.ndarray:

@@ -64,7 +64,8 @@ class Chunk(Frozen):
 class FileEntry(Frozen):
     path: str
     size: int = Field(ge=0)
-    id: str
+    id: str  # the whole file's content key
+    chunks: tuple[str, ...] | None = None  # content-defined byte chunks, in order (large files)
 
 
 class Manifest(Frozen):
@@ -92,6 +93,12 @@ class Manifest(Frozen):
     def parent(self, role: str) -> str | None:
         return next((p.id for p in self.parents if p.role == role), None)
 
+    def objects(self) -> tuple[str, ...]:
+        """Keys of the store objects this manifest names (besides itself and
+        other manifests, which are its parents). Garbage collection keeps
+        exactly these, for every registered artifact."""
+        return ()
+
 
 class TableDataset(Manifest):
     """A table: rows in content-defined chunks, each a Parquet object."""
@@ -103,6 +110,9 @@ class TableDataset(Manifest):
     rows: int = Field(ge=0)
     chunks: tuple[Chunk, ...]
 
+    def objects(self) -> tuple[str, ...]:
+        return tuple(c.id for c in self.chunks)
+
 
 class TreeDataset(Manifest):
     """A file tree: every file an object, entries sorted by path."""
@@ -111,6 +121,9 @@ class TreeDataset(Manifest):
     layout: Literal["tree"] = "tree"
     files: tuple[FileEntry, ...]
     size: int = Field(ge=0)
+
+    def objects(self) -> tuple[str, ...]:
+        return tuple(k for f in self.files for k in (f.chunks if f.chunks is not None else (f.id,)))
 
 
 class Labelset(Manifest):
@@ -123,6 +136,9 @@ class Labelset(Manifest):
     columns: tuple[Column, ...]
     rows: int = Field(ge=0)
     chunks: tuple[Chunk, ...]
+
+    def objects(self) -> tuple[str, ...]:
+        return tuple(c.id for c in self.chunks)
 
 
 def canonical_json(obj: Any) -> bytes:

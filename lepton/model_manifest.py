@@ -42,6 +42,9 @@ class Fit(Manifest):
     files: dict[str, str]  # file name -> object key
     n_params: int = Field(ge=0)
 
+    def objects(self) -> tuple[str, ...]:
+        return tuple(self.files.values())
+
 
 class EvalSet(Manifest):
     """The pinned evaluation set: sample ids and their labels, drawn once."""
@@ -54,6 +57,9 @@ class EvalSet(Manifest):
     rows: int
     classes: tuple[str, ...]
     chunks: tuple[Chunk, ...]
+
+    def objects(self) -> tuple[str, ...]:
+        return tuple(c.id for c in self.chunks)
 
 
 class Environment(Frozen):
@@ -99,6 +105,9 @@ class Evaluation(Manifest):
     confusion_low: tuple[tuple[float, ...], ...]  # bootstrap interval of each cell's count
     confusion_high: tuple[tuple[float, ...], ...]
     predictions: str  # object key: Parquet of sample id, label, prediction, correct
+
+    def objects(self) -> tuple[str, ...]:
+        return (self.predictions,)
 
 
 class Cost(Manifest):
@@ -163,6 +172,9 @@ class RunRecord(Manifest):
     config: str  # object key of the project config, as run
     params: dict[str, Any]
     outputs: dict[str, Any]
+
+    def objects(self) -> tuple[str, ...]:
+        return (self.config,)
 
 
 MODEL_MANIFEST_TYPES: tuple[type[Manifest], ...] = (

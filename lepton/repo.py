@@ -23,13 +23,12 @@ from lepton.config import Settings, find_config, load_settings, write_config
 from lepton.data import checkout as _checkout
 from lepton.data import diff as _diff
 from lepton.data import snapshot as _snap
-from lepton.data import sources
+from lepton.data import sources, trees
 from lepton.errors import InvalidInput, LeptonError
 from lepton.manifest import (
     Labelset,
     Manifest,
     TableDataset,
-    TreeDataset,
     parse_manifest,
     validate_name,
 )
@@ -151,7 +150,7 @@ class Repo:
             if key is not None:
                 raise InvalidInput(f"{url}: --key applies to tables, and this is a folder")
             files = sources.list_tree(loc, path, url)
-            manifest = _snap.snapshot_tree(self.store, name, loc, files, progress)
+            manifest = trees.snapshot_tree(self.store, name, loc, files, progress)
         else:
             table = sources.read_table(loc, path, url)
             manifest = _snap.snapshot_table(self.store, name, table, key, progress)
@@ -243,13 +242,7 @@ class Repo:
     # ---- maintenance -------------------------------------------------------
     def objects_of(self, id: str) -> list[str]:
         """The manifest object and every object it names."""
-        manifest = self.load(id)
-        keys = [id]
-        if isinstance(manifest, TableDataset | Labelset):
-            keys += [c.id for c in manifest.chunks]
-        elif isinstance(manifest, TreeDataset):
-            keys += [f.id for f in manifest.files]
-        return keys
+        return [id, *self.load(id).objects()]
 
     def verify(self, ref: str | None = None, progress: Progress | None = None) -> VerifyReport:
         if ref is None:

@@ -17,7 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lepton.data.chunks import read_chunks
-from lepton.data.sources import TABLE_FORMATS, safe_rel
+from lepton.data.sources import TABLE_FORMATS
+from lepton.data.trees import checkout_tree
 from lepton.errors import InvalidInput
 from lepton.manifest import Labelset, Manifest, TableDataset, TreeDataset
 from lepton.store.objects import ObjectStore
@@ -28,7 +29,7 @@ JSONL_BATCH = 65_536
 
 def checkout(store: ObjectStore, manifest: Manifest, dest: Path, progress: Progress | None = None) -> Path:
     if isinstance(manifest, TreeDataset):
-        return _tree(store, manifest, dest, progress)
+        return checkout_tree(store, manifest, dest, progress)
     if isinstance(manifest, TableDataset | Labelset):
         return _table(store, manifest, dest)
     raise InvalidInput(f"a {manifest.kind} cannot be checked out")
@@ -77,20 +78,3 @@ def _json_value(v: object) -> object:
     if isinstance(v, bytes):
         return base64.b64encode(v).decode()
     return str(v)  # Decimal and other exact scalars: their text form
-
-
-def _tree(store: ObjectStore, manifest: TreeDataset, dest: Path, progress: Progress | None) -> Path:
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise InvalidInput(f"{dest}: destination exists and is not an empty folder")
-    root = dest.resolve()
-    targets = []
-    for entry in manifest.files:  # every path is checked before anything is written
-        target = (root / safe_rel(entry.path, manifest.name)).resolve()
-        if not target.is_relative_to(root) or target == root:
-            raise InvalidInput(f"{manifest.name}: file {entry.path!r} would escape {dest}")
-        targets.append(target)
-    for entry, target in zip(manifest.files, targets, strict=True):
-        store.get_file(entry.id, target)
-        if progress:
-            progress(entry.size)
-    return dest

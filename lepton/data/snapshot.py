@@ -6,19 +6,16 @@ leaves only unreferenced objects, never a visible half version."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 
 from lepton.data.chunks import read_chunks, write_chunks
-from lepton.data.sources import MAX_LISTED, LoadedTable, SourceFile, check_key
+from lepton.data.sources import MAX_LISTED, LoadedTable, check_key
 from lepton.errors import InvalidInput
-from lepton.manifest import FileEntry, Labelset, Manifest, Parent, TableDataset, TreeDataset
-from lepton.store.fs import Location
+from lepton.manifest import Labelset, Manifest, Parent, TableDataset, TreeDataset
 from lepton.store.objects import ObjectStore
 
 Progress = Callable[[int], None]
-TREE_WORKERS = 4
 
 
 def snapshot_table(
@@ -32,28 +29,6 @@ def snapshot_table(
         check_key(table, key)
     columns, chunks = write_chunks(store, table.frame, key, table.source, progress)
     return TableDataset(name=name, key=key, columns=columns, rows=len(table.frame), chunks=chunks)
-
-
-def snapshot_tree(
-    store: ObjectStore,
-    name: str,
-    source: Location,
-    files: list[SourceFile],
-    progress: Progress | None = None,
-) -> TreeDataset:
-    def put(f: SourceFile) -> FileEntry:
-        if source.is_local:
-            key, size = store.put_file(f.path)
-        else:
-            with source.fs.open(f.path, "rb") as stream:
-                key, size = store.put_stream(stream)
-        if progress:
-            progress(size)
-        return FileEntry(path=f.rel, size=size, id=key)
-
-    with ThreadPoolExecutor(TREE_WORKERS) as pool:
-        entries = tuple(pool.map(put, files))
-    return TreeDataset(name=name, files=entries, size=sum(e.size for e in entries))
 
 
 def dataset_keys(store: ObjectStore, dataset: Manifest, ref: str) -> pd.Series:

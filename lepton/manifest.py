@@ -59,6 +59,7 @@ class Chunk(Frozen):
 
     id: str
     rows: int = Field(ge=0)
+    keys: str | None = None  # object: sorted 64-bit hashes of the chunk's key values
 
 
 class FileEntry(Frozen):
@@ -111,7 +112,7 @@ class TableDataset(Manifest):
     chunks: tuple[Chunk, ...]
 
     def objects(self) -> tuple[str, ...]:
-        return tuple(c.id for c in self.chunks)
+        return tuple(k for c in self.chunks for k in (c.id, c.keys) if k)
 
 
 class TreeDataset(Manifest):

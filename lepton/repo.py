@@ -22,9 +22,9 @@ import pandas as pd
 from lepton.config import Settings, find_config, load_settings, write_config
 from lepton.data import checkout as _checkout
 from lepton.data import diff as _diff
+from lepton.data import ingest, sources, trees
 from lepton.data import snapshot as _snap
-from lepton.data import sources, trees
-from lepton.errors import InvalidInput, LeptonError
+from lepton.errors import InvalidInput, LeptonError, NotFound
 from lepton.manifest import (
     Labelset,
     Manifest,
@@ -34,6 +34,7 @@ from lepton.manifest import (
 )
 from lepton.registry import Registry, lineage, make_engine, migrate
 from lepton.registry.entities import AliasMove, ArtifactVersion, Lineage
+from lepton.registry.memo import RegistryMemo
 from lepton.registry.rebuild import rebuild as _rebuild
 from lepton.store import ObjectStore, open_location
 from lepton.verify import VerifyReport, verify_objects
@@ -152,9 +153,40 @@ class Repo:
             files = sources.list_tree(loc, path, url)
             manifest = trees.snapshot_tree(self.store, name, loc, files, progress)
         else:
-            table = sources.read_table(loc, path, url)
-            manifest = _snap.snapshot_table(self.store, name, table, key, progress)
+            manifest = self._snapshot_table_file(name, loc, path, url, key, progress)
         return self._commit(manifest, message, {"source": url}, run_id)
+
+    def _snapshot_table_file(self, name, loc, path, url, key, progress):  # type: ignore[no-untyped-def]
+        """CSV/TSV go through the streaming, memoised ingest; anything it cannot
+        take (and every other format) through the whole-file reader, whose
+        errors name the line."""
+        fmt = sources.check_table_file(loc, path, url)
+        if fmt in ("csv", "tsv") and not path.endswith(".gz"):
+            previous = self._latest_table(name)
+            try:
+                with loc.fs.open(path, "rb") as stream:
+                    got = ingest.ingest_delimited(
+                        self.store,
+                        RegistryMemo(self.engine),
+                        stream,
+                        sep="," if fmt == "csv" else "\t",
+                        key=key,
+                        previous=previous,
+                        progress=progress,
+                    )
+                return TableDataset(name=name, key=key, columns=got.columns, rows=got.rows, chunks=got.chunks)
+            except ingest.Fallback:
+                pass
+        table = sources.read_table(loc, path, url)
+        return _snap.snapshot_table(self.store, name, table, key, progress)
+
+    def _latest_table(self, name: str) -> TableDataset | None:
+        try:
+            latest = self.registry.latest(name)
+        except NotFound:
+            return None
+        manifest = self.load(latest.id)
+        return manifest if isinstance(manifest, TableDataset) else None
 
     def snapshot_labels(
         self,

@@ -68,9 +68,8 @@ def table_format(path: str) -> str:
     raise InvalidInput(f"{path}: unknown table format; use one of {known} (optionally .gz)")
 
 
-def read_table(location: Location, path: str, label: str | None = None) -> LoadedTable:
-    """Read one table file; ``label`` is how errors name it (default: the path)."""
-    src = label or path
+def check_table_file(location: Location, path: str, src: str) -> str:
+    """The file exists, is a file, has a known format and is not empty; returns its format."""
     fs = location.fs
     if not fs.exists(path):
         raise NotFound(f"{src}: no such file")
@@ -79,6 +78,14 @@ def read_table(location: Location, path: str, label: str | None = None) -> Loade
     fmt = table_format(path)
     if fs.size(path) == 0:
         raise InvalidInput(f"{src}: the file is empty")
+    return fmt
+
+
+def read_table(location: Location, path: str, label: str | None = None) -> LoadedTable:
+    """Read one table file; ``label`` is how errors name it (default: the path)."""
+    src = label or path
+    fs = location.fs
+    fmt = check_table_file(location, path, src)
     with fs.open(path, "rb", compression="infer") as f:
         frame, lines = _parse(f, fmt, src)
     if fmt in ("csv", "tsv"):  # blank lines and quoted newlines shift line numbers

@@ -1,0 +1,89 @@
+"""The streaming CSV ingest: content-defined line chunks that do not depend
+on how the file was read, reuse of unchanged chunks between versions, and
+fallback to the whole-file reader (with its line-precise errors)."""
+
+from __future__ import annotations
+
+import io
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lepton.data import ingest
+from lepton.errors import InvalidInput
+
+
+def _lines(n: int, seed: int = 1) -> list[bytes]:
+    rnd = random.Random(seed)
+    return [f"{i},{rnd.random():.6f},{rnd.randint(0, 3)}\n".encode() for i in range(n)]
+
+
+def _cut(data: bytes, block: int, monkeypatch) -> list[bytes]:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(ingest, "BLOCK", block)
+    return [c for _, c in ingest.line_chunks(io.BytesIO(b"id,x,label\n" + data))]
+
+
+def test_chunks_are_whole_lines_and_independent_of_read_blocks(monkeypatch):  # type: ignore[no-untyped-def]
+    body = b"".join(_lines(200_000))
+    a = _cut(body, 1 << 20, monkeypatch)
+    b = _cut(body, (3 << 20) + 12_345, monkeypatch)
+    assert a == b and b"".join(a) == body
+    assert all(c.endswith(b"\n") for c in a)
+    assert all(ingest.MIN_BYTES <= len(c) <= ingest.MAX_BYTES for c in a[:-1])
+
+
+def test_an_edit_or_insert_changes_only_nearby_chunks(monkeypatch):  # type: ignore[no-untyped-def]
+    lines = _lines(300_000)
+    base = _cut(b"".join(lines), 1 << 20, monkeypatch)
+    edited = lines.copy()
+    edited[150_000] = b"150000,0.5,9\n"
+    inserted = lines[:100_000] + _lines(500, seed=9) + lines[100_000:]
+    for variant in (edited, inserted):
+        got = _cut(b"".join(variant), 1 << 20, monkeypatch)
+        assert len(set(got) - set(base)) <= 2, "more than the touched chunks changed"
+
+
+def test_short_lines_chunk_deterministically(monkeypatch):  # type: ignore[no-untyped-def]
+    body = b"".join(f"{i},{i % 3}\n".encode() for i in range(400_000))
+    assert _cut(body, 1 << 20, monkeypatch) == _cut(body, (2 << 20) + 7, monkeypatch)
+
+
+def test_append_reuses_chunks_and_reads_back_exactly(repo, tmp_path):  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(0)
+    n = 120_000
+    frame = pd.DataFrame({"id": np.arange(n), "x": rng.random(n).round(6), "label": rng.integers(0, 4, n)})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    first = repo.snapshot_data("t", tmp_path / "t.csv", key="id")
+    more = pd.DataFrame({"id": np.arange(n, n + 6000), "x": rng.random(6000).round(6), "label": 1})
+    bigger = pd.concat([frame, more], ignore_index=True)
+    bigger.to_csv(tmp_path / "t.csv", index=False)
+    before = set(repo.store.iter_keys())
+    second = repo.snapshot_data("t", tmp_path / "t.csv", key="id")
+    added = set(repo.store.iter_keys()) - before
+    shared = {c.id for c in first.manifest.chunks} & {c.id for c in second.manifest.chunks}
+    assert len(shared) >= len(first.manifest.chunks) - 1
+    assert len(added) <= 2 * 2 + 1  # the last chunk and the new one (+ key sidecars) + manifest
+    pd.testing.assert_frame_equal(repo.read_table("t@v2"), bigger)
+    assert second.manifest.rows == n + 6000
+
+
+def test_duplicate_key_in_a_new_chunk_against_an_old_one(repo, tmp_path):  # type: ignore[no-untyped-def]
+    frame = pd.DataFrame({"id": np.arange(50_000), "v": 1.5})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    repo.snapshot_data("d", tmp_path / "d.csv", key="id")
+    with open(tmp_path / "d.csv", "a") as f:
+        f.write("17,2.5\n")
+    objects = set(repo.store.iter_keys())
+    with pytest.raises(InvalidInput, match=r"duplicate value\(s\): 17 \(line 19, line 50002\)"):
+        repo.snapshot_data("d", tmp_path / "d.csv", key="id")
+    assert set(repo.store.iter_keys()) == objects  # nothing stored for the rejected file
+    assert [v.version for v in repo.log("d")] == [1]
+
+
+def test_quoted_newlines_fall_back_to_the_whole_file_reader(repo, tmp_path):  # type: ignore[no-untyped-def]
+    frame = pd.DataFrame({"id": range(300), "text": [f"line one\nline two {i}" for i in range(300)]})
+    frame.to_csv(tmp_path / "q.csv", index=False)
+    snap = repo.snapshot_data("q", tmp_path / "q.csv", key="id")
+    pd.testing.assert_frame_equal(repo.read_table(snap.version.ref), frame)

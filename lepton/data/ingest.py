@@ -23,7 +23,9 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -41,6 +43,8 @@ TARGET_BYTES = 1 << 20
 MIN_BYTES = 1 << 18
 MAX_BYTES = 8 << 20
 BLOCK = 16 << 20
+PARSE_WORKERS = 2  # both cores: parsing and Parquet encoding release the GIL
+IN_FLIGHT = 4
 _MULT = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -155,45 +159,59 @@ def ingest_delimited(
     if previous is not None:
         types = {c.name: _type_of(c.type) for c in previous.columns}
     known = {c.id: c for c in previous.chunks} if previous else {}
-    chunks: list[Chunk] = []
-    new_keys: list[np.ndarray] = []  # key hashes of newly parsed chunks
-    old_keys: list[np.ndarray] = []  # of chunks reused from the previous version
+    slots: list[Chunk | Future] = []  # per chunk, in order: reused, or being parsed
+    old_keys: list[np.ndarray] = []  # key hashes of chunks reused from the previous version
     header_seen: bytes | None = None
     parsed = 0
     spool = _Spool()
-    for header, raw in line_chunks(stream):
-        if header_seen is None:
-            header_seen = header
-            names = _names(header, sep)
-            if key is not None and key not in names:
-                raise Fallback("key column missing")
-            if types is not None and list(types) != names:
-                types = None  # header changed: infer again
-        if b'"' in raw and raw.count(b'"') % 2:
-            raise Fallback("a quoted value spans a chunk boundary")
-        if types is None:
-            types = _infer(header, raw, sep)
-        memo_key = _memo_key(header, raw, sep, types, key)
-        chunk_id = memo.memo_get(memo_key)
-        chunk = known.get(chunk_id) if chunk_id else None
-        if chunk is None:
-            chunk, hashes = _parse_chunk(spool, header, raw, sep, types, key)
-            spool.memos.append((memo_key, chunk.id))
-            parsed += len(raw)
-            if hashes is not None:
-                new_keys.append(hashes)
-        elif key is not None:
-            old_keys.append(_load_keys(store, chunk))
-        chunks.append(chunk)
+    try:
+        with ThreadPoolExecutor(PARSE_WORKERS) as pool:
+            for header, raw in line_chunks(stream):
+                if header_seen is None:
+                    header_seen = header
+                    names = _names(header, sep)
+                    if key is not None and key not in names:
+                        raise Fallback("key column missing")
+                    if types is not None and list(types) != names:
+                        types = None  # header changed: infer again
+                if b'"' in raw and raw.count(b'"') % 2:
+                    raise Fallback("a quoted value spans a chunk boundary")
+                if types is None:
+                    types = _infer(header, raw, sep)
+                memo_key = _memo_key(header, raw, sep, types, key)
+                chunk = known.get(memo.memo_get(memo_key) or "")
+                if chunk is None:  # parsed on a worker thread (pyarrow releases the GIL)
+                    spool.memos.append((memo_key, len(slots)))
+                    slots.append(pool.submit(_parse_chunk, spool, header, raw, sep, types, key))
+                    parsed += len(raw)
+                    _bound(slots)
+                else:
+                    if key is not None:
+                        old_keys.append(_load_keys(store, chunk))
+                    slots.append(chunk)
+                    if progress:
+                        progress(chunk.rows)
+            done = [s.result() if isinstance(s, Future) else (s, None) for s in slots]
+        if header_seen is None or types is None or not done:
+            raise Fallback("no data rows")
+        chunks = [c for c, _ in done]
+        new_keys = [h for _, h in done if h is not None]
+        if key is not None and _has_duplicates(chunks, new_keys, old_keys):
+            raise Fallback("duplicate keys")  # the whole-file reader names them
         if progress:
-            progress(chunk.rows)
-    if header_seen is None or types is None or not chunks:
-        raise Fallback("no data rows")
-    if key is not None and _has_duplicates(chunks, new_keys, old_keys):
-        raise Fallback("duplicate keys")  # the whole-file reader names them
-    spool.publish(store, memo)  # only now, once the whole table is valid
+            progress(sum(c.rows for s, c in zip(slots, chunks, strict=True) if isinstance(s, Future)))
+        spool.publish(store, memo, chunks)  # only now, once the whole table is valid
+    finally:
+        spool.cleanup()
     columns = tuple(Column(name=n, type=str(t)) for n, t in types.items())
     return Ingested(columns, tuple(chunks), sum(c.rows for c in chunks), parsed)
+
+
+def _bound(slots: list[Chunk | Future]) -> None:
+    """Keep at most IN_FLIGHT chunks being parsed (each holds its raw bytes)."""
+    running = [s for s in slots[-4 * IN_FLIGHT :] if isinstance(s, Future) and not s.done()]
+    for fut in running[: max(0, len(running) - IN_FLIGHT)]:
+        fut.result()
 
 
 def _has_duplicates(chunks: list[Chunk], new: list[np.ndarray], old: list[np.ndarray]) -> bool:
@@ -218,25 +236,28 @@ class _Spool:
     def __init__(self) -> None:
         self.dir = tempfile.TemporaryDirectory(prefix="lepton-ingest-")
         self.paths: dict[str, str] = {}
-        self.memos: list[tuple[str, str]] = []
+        self.memos: list[tuple[str, int]] = []  # (memo key, index of the chunk it names)
+        self.lock = threading.Lock()
 
     def put(self, data: bytes) -> str:
         key = hashing.hash_bytes(data)
-        if key not in self.paths:
+        with self.lock:
+            if key in self.paths:
+                return key
             path = os.path.join(self.dir.name, key.split(":")[1])
             with open(path, "wb") as f:
                 f.write(data)
             self.paths[key] = path
         return key
 
-    def publish(self, store: ObjectStore, memo: Memo) -> None:
-        try:
-            for path in self.paths.values():
-                store.put_file(path)
-            for memo_key, chunk_id in self.memos:
-                memo.memo_put(memo_key, chunk_id, "csvchunk")
-        finally:
-            self.dir.cleanup()
+    def publish(self, store: ObjectStore, memo: Memo, chunks: list[Chunk]) -> None:
+        for path in self.paths.values():
+            store.put_file(path)
+        for memo_key, index in self.memos:  # memos last: they may only name stored chunks
+            memo.memo_put(memo_key, chunks[index].id, "csvchunk")
+
+    def cleanup(self) -> None:
+        self.dir.cleanup()
 
 
 def _names(header: bytes, sep: str) -> list[str]:

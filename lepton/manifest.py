@@ -55,11 +55,30 @@ class Column(Frozen):
 
 
 class Chunk(Frozen):
-    """One Parquet object holding a contiguous run of rows."""
+    """One Parquet object holding a contiguous run of rows, or (with ``base``)
+    a patch: the rows of ``base`` with some replaced in place. The patch
+    object holds only the changed rows and their positions, so relabeling
+    or editing 1% of rows stores about 1% of the rows."""
 
     id: str
     rows: int = Field(ge=0)
     keys: str | None = None  # object: sorted 64-bit hashes of the chunk's key values
+    base: Chunk | None = None
+
+    @property
+    def ident(self) -> str:
+        """Identity of the rows this entry stands for (a patch chain included)."""
+        if self.base is None:
+            return self.id
+        return hashing.hash_bytes(f"{self.id}+{self.base.ident}".encode())
+
+    @property
+    def depth(self) -> int:
+        return 0 if self.base is None else 1 + self.base.depth
+
+    def objects(self) -> tuple[str, ...]:
+        own = tuple(k for k in (self.id, self.keys) if k)
+        return own + (self.base.objects() if self.base else ())
 
 
 class FileEntry(Frozen):
@@ -112,7 +131,7 @@ class TableDataset(Manifest):
     chunks: tuple[Chunk, ...]
 
     def objects(self) -> tuple[str, ...]:
-        return tuple(k for c in self.chunks for k in (c.id, c.keys) if k)
+        return tuple(k for c in self.chunks for k in c.objects())
 
 
 class TreeDataset(Manifest):
@@ -139,7 +158,7 @@ class Labelset(Manifest):
     chunks: tuple[Chunk, ...]
 
     def objects(self) -> tuple[str, ...]:
-        return tuple(c.id for c in self.chunks)
+        return tuple(k for c in self.chunks for k in c.objects())
 
 
 def canonical_json(obj: Any) -> bytes:

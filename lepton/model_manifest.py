@@ -59,7 +59,7 @@ class EvalSet(Manifest):
     chunks: tuple[Chunk, ...]
 
     def objects(self) -> tuple[str, ...]:
-        return tuple(c.id for c in self.chunks)
+        return tuple(k for c in self.chunks for k in c.objects())
 
 
 class Environment(Frozen):

@@ -18,6 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lepton import hashing
+from lepton.data import patches
 from lepton.errors import InvalidInput
 from lepton.manifest import Chunk, Column
 from lepton.store.objects import ObjectStore
@@ -119,23 +121,73 @@ def write_chunks(
     target: int = TARGET_ROWS,
     lo: int = MIN_ROWS,
     hi: int = MAX_ROWS,
+    previous: tuple[Chunk, ...] = (),
 ) -> tuple[tuple[Column, ...], tuple[Chunk, ...]]:
-    """Store ``frame`` as chunk objects; returns its columns and chunk list."""
+    """Store ``frame`` as chunk objects; returns its columns and chunk list.
+
+    With a key and the ``previous`` version's chunks, a chunk whose keys match
+    a previous chunk's but whose rows differ a little is stored as a patch."""
     table = to_arrow(frame, source)
+    content = row_hashes(table.to_pandas(), None) if key and previous else None
+    earlier = _Earlier(store, previous, key) if content is not None else None
     chunks = []
     for start, end in boundaries(row_hashes(frame, key), target, lo, hi):
         part = table.slice(start, end - start)
-        chunks.append(Chunk(id=store.put_bytes(parquet_bytes(part)), rows=end - start))
+        data = parquet_bytes(part)
+        chunk = Chunk(id=hashing.hash_bytes(data), rows=end - start)
+        if earlier is not None and content is not None and not earlier.has(chunk.id):
+            patched = earlier.patch(part, content[start:end])
+            if patched is not None:
+                chunk = patched
+        if chunk.base is None:
+            store.put_bytes(data)
+        chunks.append(chunk)
         if progress:
             progress(end - start)
     return columns_of(table), tuple(chunks)
+
+
+class _Earlier:
+    """The previous version's chunks, indexed by the hash of their key sequence."""
+
+    def __init__(self, store: ObjectStore, chunks: tuple[Chunk, ...], key: str) -> None:
+        self.store, self.chunks, self.key = store, chunks, key
+        self.ids = {c.id for c in chunks if c.base is None}
+        self.by_keys: dict[str, tuple[Chunk, pa.Table, np.ndarray]] | None = None
+
+    def has(self, chunk_id: str) -> bool:
+        return chunk_id in self.ids
+
+    def _index(self) -> dict[str, tuple[Chunk, pa.Table, np.ndarray]]:
+        if self.by_keys is None:  # read the previous rows once, only when needed
+            self.by_keys = {}
+            for c in self.chunks:
+                rows = patches.read_chunk(self.store, c)
+                self.by_keys[_key_sequence(rows, self.key)] = (c, rows, row_hashes(rows.to_pandas(), None))
+        return self.by_keys
+
+    def patch(self, part: pa.Table, hashes: np.ndarray) -> Chunk | None:
+        found = self._index().get(_key_sequence(part, self.key))
+        if found is None:
+            return None
+        chunk, rows, earlier_hashes = found
+
+        def put(t: pa.Table) -> str:
+            return self.store.put_bytes(parquet_bytes(t))
+
+        return patches.try_patch(self.store, part, hashes, self.key, chunk, rows, earlier_hashes, put)
+
+
+def _key_sequence(rows: pa.Table, key: str) -> str:
+    values = pd.util.hash_pandas_object(rows.column(key).to_pandas(), index=False).to_numpy(np.uint64)
+    return hashing.hash_bytes(values.tobytes())
 
 
 def read_chunks(
     store: ObjectStore, chunks: Iterable[Chunk], columns: list[str] | None = None
 ) -> pd.DataFrame:
     """Reassemble rows from chunk objects (each verified against its hash)."""
-    tables = [pq.read_table(io.BytesIO(store.read_bytes(c.id)), columns=columns) for c in chunks]
+    tables = [patches.read_chunk(store, c, columns) for c in chunks]
     if not tables:
         return pd.DataFrame(columns=columns or [])
     return pa.concat_tables(tables).to_pandas()

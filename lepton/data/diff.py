@@ -112,18 +112,18 @@ def _schema_change(a: TableDataset | Labelset, b: TableDataset | Labelset) -> Sc
 
 def _unshared(a: tuple[Chunk, ...], b: tuple[Chunk, ...]) -> tuple[list[Chunk], list[Chunk], int]:
     """Chunks of a and of b not matched by an identical chunk on the other side."""
-    left = Counter(c.id for c in a)
-    right = Counter(c.id for c in b)
+    left = Counter(c.ident for c in a)
+    right = Counter(c.ident for c in b)
     shared = left & right
     only_a, only_b, budget_a, budget_b = [], [], Counter(shared), Counter(shared)
     for c in a:
-        if budget_a[c.id]:
-            budget_a[c.id] -= 1
+        if budget_a[c.ident]:
+            budget_a[c.ident] -= 1
         else:
             only_a.append(c)
     for c in b:
-        if budget_b[c.id]:
-            budget_b[c.id] -= 1
+        if budget_b[c.ident]:
+            budget_b[c.ident] -= 1
         else:
             only_b.append(c)
     return only_a, only_b, sum(shared.values())

@@ -12,7 +12,7 @@ import pandas as pd
 from lepton.data.chunks import read_chunks, write_chunks
 from lepton.data.sources import MAX_LISTED, LoadedTable, check_key
 from lepton.errors import InvalidInput
-from lepton.manifest import Labelset, Manifest, Parent, TableDataset, TreeDataset
+from lepton.manifest import Chunk, Labelset, Manifest, Parent, TableDataset, TreeDataset
 from lepton.store.objects import ObjectStore
 
 Progress = Callable[[int], None]
@@ -24,10 +24,11 @@ def snapshot_table(
     table: LoadedTable,
     key: str | None,
     progress: Progress | None = None,
+    previous: tuple[Chunk, ...] = (),
 ) -> TableDataset:
     if key is not None:
         check_key(table, key)
-    columns, chunks = write_chunks(store, table.frame, key, table.source, progress)
+    columns, chunks = write_chunks(store, table.frame, key, table.source, progress, previous=previous)
     return TableDataset(name=name, key=key, columns=columns, rows=len(table.frame), chunks=chunks)
 
 
@@ -56,6 +57,7 @@ def snapshot_labels(
     key: str,
     label: str,
     progress: Progress | None = None,
+    previous: tuple[Chunk, ...] = (),
 ) -> Labelset:
     check_key(table, key)
     frame = table.frame
@@ -79,7 +81,7 @@ def snapshot_labels(
         )
     counts = frame[label].astype(str).value_counts()
     classes = {str(k): int(v) for k, v in sorted(counts.items())}
-    columns, chunks = write_chunks(store, frame, key, table.source, progress)
+    columns, chunks = write_chunks(store, frame, key, table.source, progress, previous=previous)
     return Labelset(
         name=name,
         key=key,

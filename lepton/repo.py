@@ -14,6 +14,7 @@ import getpass
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,15 @@ import pandas as pd
 from lepton.config import Settings, find_config, load_settings, write_config
 from lepton.data import checkout as _checkout
 from lepton.data import diff as _diff
-from lepton.data import ingest, sources, trees
+from lepton.data import ingest, sources, statecache, trees
 from lepton.data import snapshot as _snap
+from lepton.data.statecache import StateCache, default_path
 from lepton.errors import InvalidInput, LeptonError, NotFound
 from lepton.manifest import (
     Labelset,
     Manifest,
     TableDataset,
+    TreeDataset,
     parse_manifest,
     validate_name,
 )
@@ -67,7 +70,16 @@ class Repo:
         return self
 
     def close(self) -> None:
+        if "state" in self.__dict__:
+            self.state.close()
         self.engine.dispose()
+
+    @cached_property
+    def state(self) -> StateCache:
+        """The local state cache (file stat -> content key), beside lepton.toml
+        in .lepton/; assign another StateCache to move it."""
+        local_store = self.store.location.root if self.store.location.is_local else None
+        return StateCache(default_path(self.root, local_store))
 
     def __enter__(self) -> Repo:
         return self
@@ -150,11 +162,16 @@ class Repo:
         if loc.fs.isdir(path):
             if key is not None:
                 raise InvalidInput(f"{url}: --key applies to tables, and this is a folder")
-            files = sources.list_tree(loc, path, url)
-            manifest = trees.snapshot_tree(self.store, name, loc, files, progress)
-        else:
-            manifest = self._snapshot_table_file(name, loc, path, url, key, progress)
-        return self._commit(manifest, message, {"source": url}, run_id)
+            parent = self._latest_tree(name)
+            manifest = trees.snapshot_tree(
+                self.store, name, loc, path, url, progress=progress, state=self.state, parent=parent
+            )
+            return self._commit(manifest, message, {"source": url}, run_id)
+        # the file's key (for status), taken before it is read: an edit during the read shows as a change
+        source_key = statecache.file_key(path, self.state) if loc.is_local else None
+        manifest = self._snapshot_table_file(name, loc, path, url, key, progress)
+        meta = {"source": url} | ({"source_key": source_key} if source_key else {})
+        return self._commit(manifest, message, meta, run_id)
 
     def _snapshot_table_file(self, name, loc, path, url, key, progress):  # type: ignore[no-untyped-def]
         """CSV/TSV go through the streaming, memoised ingest; anything it cannot
@@ -187,6 +204,34 @@ class Repo:
             return None
         manifest = self.load(latest.id)
         return manifest if isinstance(manifest, TableDataset) else None
+
+    def _latest_tree(self, name: str) -> TreeDataset | None:
+        try:
+            latest = self.registry.latest(name)
+        except NotFound:
+            return None
+        manifest = self.load(latest.id)
+        return manifest if isinstance(manifest, TreeDataset) else None
+
+    def status(self, name: str, source: str | os.PathLike[str]) -> trees.Status:
+        """What changed in ``source`` since the latest version of ``name``: files
+        added, removed and modified (a folder), or whether the file changed (a
+        table). Files whose stat is as the state cache recorded are not read."""
+        self._check_kind(name, "dataset")
+        url = os.fspath(source)
+        loc, path = self._source(url)
+        if not loc.fs.exists(path):
+            raise NotFound(f"{url}: no such file or folder")
+        latest = self.registry.latest(name) if self.registry.has_name(name) else None
+        manifest = self.load(latest.id) if latest else None
+        if loc.fs.isdir(path):
+            if latest is not None and not isinstance(manifest, TreeDataset):
+                raise InvalidInput(f"{latest.ref} is a table and {url} is a folder")
+            base = (latest.ref, manifest) if latest is not None else None
+            return trees.tree_status(name, base, loc, path, url, self.state)
+        if isinstance(manifest, TreeDataset):
+            raise InvalidInput(f"{latest.ref} is a file tree and {url} is not a folder")  # type: ignore[union-attr]
+        return trees.table_status(name, latest, loc, path, url, self.state)
 
     def snapshot_labels(
         self,

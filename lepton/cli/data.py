@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from lepton.cli import render
 from lepton.cli.context import repo_from_cwd
 from lepton.cli.output import out, print_json, progress, short
+from lepton.data.trees import Status
 from lepton.repo import Repo, Snapshot
 
 data_app = typer.Typer(help="Version datasets: tables and file trees.", no_args_is_help=True)
@@ -69,6 +71,49 @@ def data_log(name: str, as_json: Json = False) -> None:
 def data_diff(ref_a: str, ref_b: str, as_json: Json = False) -> None:
     """Rows (or files) added, removed and changed between two versions."""
     _diff(ref_a, ref_b, as_json)
+
+
+@data_app.command("status")
+def data_status(
+    name: Annotated[str, typer.Argument(help="Dataset name.")],
+    source: Annotated[str, typer.Argument(help="Folder or table file to compare; local or s3://.")],
+    as_json: Json = False,
+) -> None:
+    """What changed in SOURCE since the latest version of NAME (files whose
+    size, times and inode are as last seen are not read)."""
+    with repo_from_cwd() as repo:
+        st = repo.status(name, source)
+    if as_json:
+        print_json(st)
+    else:
+        _print_status(st)
+
+
+STATUS_SHOWN = 50
+
+
+def _print_status(st: Status) -> None:
+    base = st.base or f"{st.name} (no version yet)"
+    if st.layout == "table":
+        what = {True: "[yellow]changed[/yellow]", False: "unchanged", None: "unknown"}[st.changed]
+        out.print(f"{st.source} vs {base}: {what}")
+        if st.changed is None:
+            out.print("  the version records no hash of its source file; snapshot again to compare")
+        return
+    counts = (
+        f"{len(st.added)} added, {len(st.removed)} removed, {len(st.modified)} modified, "
+        f"{st.unchanged} unchanged; {st.read} file(s) read"
+    )
+    out.print(f"{st.source} vs {base}: {counts}")
+    for label, color, paths in (
+        ("added", "green", st.added),
+        ("removed", "red", st.removed),
+        ("modified", "yellow", st.modified),
+    ):
+        for p in paths[:STATUS_SHOWN]:
+            out.print(f"  [{color}]{label}:[/{color}] {escape(p)}")
+        if len(paths) > STATUS_SHOWN:
+            out.print(f"  ... and {len(paths) - STATUS_SHOWN} more {label} (--json lists all)")
 
 
 @data_app.command("checkout")

@@ -155,7 +155,10 @@ class Repo:
         self._check_kind(name, "dataset")
         if isinstance(source, pd.DataFrame):
             table = sources.from_frame(source)
-            manifest: Manifest = _snap.snapshot_table(self.store, name, table, key, progress)
+            previous = self._latest_table(name)
+            manifest: Manifest = _snap.snapshot_table(
+                self.store, name, table, key, progress, previous.chunks if previous else ()
+            )
             return self._commit(manifest, message, {"source": "<DataFrame>"}, run_id)
         url = os.fspath(source)
         loc, path = self._source(url)
@@ -195,15 +198,19 @@ class Repo:
             except ingest.Fallback:
                 pass
         table = sources.read_table(loc, path, url)
-        return _snap.snapshot_table(self.store, name, table, key, progress)
+        previous = self._latest_table(name)
+        return _snap.snapshot_table(
+            self.store, name, table, key, progress, previous.chunks if previous else ()
+        )
 
-    def _latest_table(self, name: str) -> TableDataset | None:
+    def _latest_table(self, name: str) -> TableDataset | Labelset | None:
+        """The latest version of ``name`` if it is a table (to reuse or patch its chunks)."""
         try:
             latest = self.registry.latest(name)
         except NotFound:
             return None
         manifest = self.load(latest.id)
-        return manifest if isinstance(manifest, TableDataset) else None
+        return manifest if isinstance(manifest, TableDataset | Labelset) else None
 
     def _latest_tree(self, name: str) -> TreeDataset | None:
         try:
@@ -266,6 +273,7 @@ class Repo:
             key=key,
             label=label,
             progress=progress,
+            previous=prior.chunks if (prior := self._latest_table(name)) else (),
         )
         return self._commit(manifest, message, meta | {"dataset": target.ref}, run_id)
 

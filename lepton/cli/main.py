@@ -12,6 +12,7 @@ import typer
 from lepton.cli import pipeline, render
 from lepton.cli.context import repo_from_cwd
 from lepton.cli.data import data_app, labels_app
+from lepton.cli.maintenance import gc
 from lepton.cli.models import models_app, runs_app
 from lepton.cli.output import err, out, print_json, progress
 from lepton.errors import LeptonError
@@ -36,6 +37,7 @@ app.command("run")(pipeline.run)
 app.command("replay")(pipeline.replay)
 app.command("deploy")(pipeline.deploy)
 app.command("rollback")(pipeline.rollback_cmd)
+app.command("gc")(gc)
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 

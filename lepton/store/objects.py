@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -40,6 +41,17 @@ TMP = "tmp"
 PART_SIZE = 8 * 2**20
 MAX_PARTS = 9_000
 WRITE_BLOCK = 2**20
+# A write that finds its object already stored refreshes the object's
+# modification time when it is older than this, so gc (which removes only
+# unreferenced objects older than its grace period) cannot remove an object
+# that a writer has just decided to reuse; see lepton/gc.py. (On S3 the age
+# compares this machine's clock with the server's: keep them within minutes.)
+FRESHEN_AFTER = 600.0
+# On S3 (no atomic rename), a writer refreshing an old object first leaves a
+# note tmp/reused/<algo>-<digest>-<uuid>; gc checks for one after each delete
+# and puts back what a writer reused meanwhile; see lepton/store/sweep.py.
+REUSED = "reused"
+S3_COPY_LIMIT = 5 * 2**30  # the largest object a single S3 CopyObject can copy
 
 
 class ObjectStore:
@@ -103,7 +115,7 @@ class ObjectStore:
     # ---- writes -----------------------------------------------------------
     def put_bytes(self, data: bytes) -> str:
         key = hashing.hash_bytes(data)
-        if self.exists(key):
+        if self._reuse(key):
             return key
         final = self.path_of(key)
         with translate(self.url, key):
@@ -118,7 +130,7 @@ class ObjectStore:
         src = Path(path)
         with open(src, "rb") as f:
             key, size = hashing.hash_stream(f)
-        if self.exists(key):
+        if self._reuse(key):
             return key, size
         final = self.path_of(key)
         with translate(self.url, key):
@@ -143,6 +155,54 @@ class ObjectStore:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+
+    def _reuse(self, key: str) -> bool:
+        """True when the object is already stored and may be reused as is: an
+        old one first has its modification time refreshed (local: utime; S3:
+        copied onto itself). False when it is absent, or cannot be refreshed
+        (another user's file, an object too large to copy): write it again."""
+        path = self.path_of(key)
+        with translate(self.url, key):
+            if self.location.is_local:
+                try:
+                    st = os.stat(path)
+                except FileNotFoundError:
+                    return False
+                if time.time() - st.st_mtime > FRESHEN_AFTER:
+                    try:
+                        os.utime(path)
+                    except (PermissionError, FileNotFoundError):
+                        return False  # renaming a fresh copy over it needs only the folder
+                return True
+            try:
+                info = self.fs.info(path)
+            except FileNotFoundError as e:
+                if is_missing_bucket(e):
+                    raise
+                return False
+            modified = info.get("LastModified")
+            if modified is None or time.time() - modified.timestamp() > FRESHEN_AFTER:
+                self.fs.pipe_file(f"{self.reuse_note_prefix(key)}{uuid.uuid4().hex}", b"")
+                if int(info.get("size", 0)) > S3_COPY_LIMIT:
+                    return False
+                bucket, name, _ = self.fs.split_path(path)
+                try:
+                    self.fs.call_s3(
+                        "copy_object",
+                        Bucket=bucket,
+                        Key=name,
+                        CopySource={"Bucket": bucket, "Key": name},
+                        MetadataDirective="REPLACE",
+                    )
+                except FileNotFoundError as e:  # removed meanwhile: write it again
+                    if is_missing_bucket(e):
+                        raise
+                    return False
+            return True
+
+    def reuse_note_prefix(self, key: str) -> str:
+        algo, digest = hashing.parse_key(key)
+        return self.location.join(TMP, REUSED, f"{algo}-{digest}-")
 
     def _local_tmp_dir(self) -> str | None:
         if not self.location.is_local:

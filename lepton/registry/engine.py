@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
@@ -69,6 +67,9 @@ def migrate(engine: Engine) -> None:
     try:
         if current_revision(engine) == HEAD:
             return
+        from alembic import command  # only when the schema needs work (slow import)
+        from alembic.config import Config
+
         with engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})

@@ -27,21 +27,27 @@ from lepton.pipeline.loading import fit_objects, load_model
 MB = float(1 << 20)
 
 
-def _eval_inputs(
-    ctx: Context, evalset_id: str, features: tuple[str, ...]
-) -> tuple[pd.DataFrame, np.ndarray, EvalSet]:
-    """The evaluation samples' features (from the dataset version the set was
-    drawn from, so every model sees identical inputs) and true class indices."""
+def _held_out(ctx: Context, evalset_id: str) -> tuple[EvalSet, np.ndarray, np.ndarray]:
+    """The evaluation set, its sample ids and their true class indices."""
     evalset = ctx.manifest(evalset_id)
     assert isinstance(evalset, EvalSet)
-    dataset = ctx.manifest(evalset.parent("dataset") or "")
-    assert isinstance(dataset, TableDataset) and dataset.key
     held = read_chunks(ctx.repo.store, evalset.chunks, [evalset.key, evalset.label])
-    frame = read_chunks(ctx.repo.store, dataset.chunks, [dataset.key, *features])
-    frame = frame.set_index(frame[dataset.key].astype(str)).loc[held[evalset.key].astype(str)]
     index = {c: i for i, c in enumerate(evalset.classes)}
     y = np.array([index[v] for v in held[evalset.label].astype(str)], dtype=np.int64)
-    return frame.reset_index(drop=True), y, evalset
+    return evalset, held[evalset.key].astype(str).to_numpy(), y
+
+
+def _eval_inputs(
+    ctx: Context, evalset_id: str, features: tuple[str, ...]
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, EvalSet]:
+    """The evaluation samples' features (from the dataset version the set was
+    drawn from, so every model sees identical inputs), ids and true classes."""
+    evalset, keys, y = _held_out(ctx, evalset_id)
+    dataset = ctx.manifest(evalset.parent("dataset") or "")
+    assert isinstance(dataset, TableDataset) and dataset.key
+    frame = read_chunks(ctx.repo.store, dataset.chunks, [dataset.key, *features])
+    frame = frame.set_index(frame[dataset.key].astype(str)).loc[keys]
+    return frame.reset_index(drop=True), keys, y, evalset
 
 
 def evaluate(ctx: Context, model_id: str, evalset_id: str, cost_id: str | None = None) -> dict[str, Any]:
@@ -71,7 +77,7 @@ def evaluate(ctx: Context, model_id: str, evalset_id: str, cost_id: str | None =
             "reused": True,
         }
     loaded = load_model(ctx.repo, model_id, ctx.types())
-    frame, y, evalset = _eval_inputs(ctx, evalset_id, model.features)
+    frame, keys, y, evalset = _eval_inputs(ctx, evalset_id, model.features)
     x = loaded.inputs(frame)
     proba = loaded.predict_proba(x)
     pred = proba.argmax(axis=1)
@@ -88,7 +94,7 @@ def evaluate(ctx: Context, model_id: str, evalset_id: str, cost_id: str | None =
         )
         table = pa.table(
             {
-                "sample_id": _keys(ctx, evalset),
+                "sample_id": keys,
                 "label": y,
                 "prediction": pred.astype(np.int64),
             }
@@ -120,11 +126,6 @@ def evaluate(ctx: Context, model_id: str, evalset_id: str, cost_id: str | None =
         "candidate": model.candidate,
         "reused": False,
     }
-
-
-def _keys(ctx: Context, evalset: EvalSet) -> np.ndarray:
-    held = read_chunks(ctx.repo.store, evalset.chunks, [evalset.key])
-    return held[evalset.key].astype(str).to_numpy()
 
 
 def _cost(ctx: Context, model: Model, loaded, x: np.ndarray) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -186,11 +187,7 @@ def select(
             known = next((e for e in evaluated if e["model"] == champ_id), None)
             champ = known or evaluate(ctx, champ_id, evalset_id)
     candidates = [_candidate_input(ctx, e) for e in evaluated]
-    evalset = ctx.manifest(evalset_id)
-    assert isinstance(evalset, EvalSet)
-    held = read_chunks(ctx.repo.store, evalset.chunks, [evalset.label])
-    index = {c: i for i, c in enumerate(evalset.classes)}
-    y = np.array([index[v] for v in held[evalset.label].astype(str)], dtype=np.int64)
+    evalset, _, y = _held_out(ctx, evalset_id)
     parents = [(evalset_id, "evalset")]
     for e in evaluated:
         parents += [(e["model"], "candidate"), (e["evaluation"], "evaluation"), (e["cost"], "cost")]

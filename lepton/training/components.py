@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lepton.components import Component, ComponentTypes
-from lepton.components.interface import Interface
+from lepton.components.interface import Interface, WiringError
 from lepton.model_manifest import ComponentSpec
 from lepton.project import Candidate, Project
 
@@ -55,8 +55,6 @@ def plan_candidate(
 
 
 def raise_last(name: str, produced: Interface, candidate: str) -> None:
-    from lepton.components.interface import WiringError
-
     raise WiringError(
         f"candidate '{candidate}': its last component '{name}' produces {produced}, "
         "but a model must end in class probabilities"

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lepton.config import CONFIG_FILE, find_config
 from lepton.errors import ConfigError
-from lepton.repo import Repo, open_repo
+
+if TYPE_CHECKING:
+    from lepton.repo import Repo
 
 
 def repo_from_cwd() -> Repo:
     """The repository of the current folder: the nearest lepton.toml above it,
     or one fully configured by LEPTON_STORE__URL / LEPTON_REGISTRY__URL."""
+    # Imported here: the settings, registry and store are not start-up costs.
+    from lepton.config import CONFIG_FILE, find_config
+    from lepton.repo import open_repo
+
     here = Path.cwd()
     if find_config(here) is None and not os.environ.get("LEPTON_STORE__URL"):
         raise ConfigError(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -11,8 +11,10 @@ from rich.markup import escape
 from lepton.cli import render
 from lepton.cli.context import repo_from_cwd
 from lepton.cli.output import out, print_json, progress, short
-from lepton.data.trees import Status
-from lepton.repo import Repo, Snapshot
+
+if TYPE_CHECKING:
+    from lepton.data.trees import Status
+    from lepton.repo import Repo, Snapshot
 
 data_app = typer.Typer(help="Version datasets: tables and file trees.", no_args_is_help=True)
 labels_app = typer.Typer(help="Version labels, keyed by sample id.", no_args_is_help=True)

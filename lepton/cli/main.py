@@ -16,7 +16,10 @@ from lepton.cli.maintenance import gc
 from lepton.cli.models import models_app, runs_app
 from lepton.cli.output import err, out, print_json, progress
 from lepton.errors import LeptonError
-from lepton.repo import init_repo
+
+# The command modules import the registry, the store and the table readers
+# (pandas, pyarrow, SQLAlchemy) inside the commands that use them: start-up
+# pays only for typer and rich (a test checks what `import lepton.cli.main` loads).
 
 app = typer.Typer(
     name="lepton",
@@ -50,6 +53,8 @@ def init(
     ] = None,
 ) -> None:
     """Create lepton.toml here (default: store and SQLite registry under .lepton/)."""
+    from lepton.repo import init_repo
+
     with init_repo(Path.cwd(), store, registry) as repo:
         out.print(f"initialised: store {repo.settings.store.url}, registry {repo.settings.registry.url}")
 

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from lepton.cli.context import repo_from_cwd
 from lepton.cli.output import err, out, print_json
-from lepton.gc import DEFAULT_GRACE, GcReport, Phase, collect
 
+if TYPE_CHECKING:
+    from lepton.gc import GcReport, Phase
+
+# lepton.gc.DEFAULT_GRACE, written out: importing lepton.gc for it would load
+# the registry at every start of the CLI (a test checks the two agree).
+DEFAULT_GRACE = 3600.0
 PHASES = {"list": "listing objects", "read": "reading manifests", "remove": "removing"}
 SHOWN = 20
 
@@ -43,6 +47,8 @@ def gc(
 ) -> None:
     """Remove objects that no artifact version, alias or run references, once
     older than the grace period; also stale temp files and unfinished uploads."""
+    from lepton.gc import collect
+
     with repo_from_cwd() as repo, _phases() as advance:
         report = collect(repo, dry_run=dry_run, grace_seconds=grace, force=force, progress=advance)
     if as_json:
@@ -54,6 +60,8 @@ def gc(
 @contextlib.contextmanager
 def _phases() -> Iterator[Phase]:
     """One counter per phase on stderr (hidden when not a terminal)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     columns = [SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,.0f}")]
     with Progress(
         *columns, TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal

@@ -3,7 +3,7 @@ retraining results."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -11,9 +11,12 @@ from rich.table import Table
 
 from lepton.cli.context import repo_from_cwd
 from lepton.cli.output import out, print_json, short
-from lepton.model_manifest import Evaluation, Model, RunRecord
-from lepton.registry import lineage
-from lepton.repo import Repo
+
+# Manifests and the registry are imported where they are used, not at the
+# CLI's start-up (pydantic, the model components, SQLAlchemy).
+if TYPE_CHECKING:
+    from lepton.model_manifest import Evaluation, Model
+    from lepton.repo import Repo
 
 models_app = typer.Typer(help="Model versions: list, show, compare.", no_args_is_help=True)
 runs_app = typer.Typer(help="Retraining runs.", no_args_is_help=True)
@@ -21,6 +24,9 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _evaluations(repo: Repo, model_id: str) -> list[tuple[str, Evaluation]]:
+    from lepton.model_manifest import Evaluation
+    from lepton.registry import lineage
+
     lin = lineage.walk(repo.engine, model_id, "downstream", 1)
     found = []
     for node in lin.nodes:
@@ -32,6 +38,8 @@ def _evaluations(repo: Repo, model_id: str) -> list[tuple[str, Evaluation]]:
 
 
 def _model(repo: Repo, ref: str) -> tuple[Any, Model]:
+    from lepton.model_manifest import Model
+
     art = repo.resolve(ref)
     m = repo.load(art.id)
     if not isinstance(m, Model):
@@ -187,6 +195,7 @@ def runs_list(as_json: Json = False) -> None:
 @runs_app.command("show")
 def runs_show(run_ref: Annotated[str, typer.Argument(metavar="RUN_ID")], as_json: Json = False) -> None:
     """What a run pinned and produced (by record ref, run id or flow run id)."""
+    from lepton.model_manifest import RunRecord
     from lepton.pipeline.replay import find_record
 
     with repo_from_cwd() as repo:

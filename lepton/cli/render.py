@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.table import Table
 from rich.tree import Tree
 
 from lepton.cli.output import out, short
-from lepton.data.diff import LabelsDiff, TableDiff, TreeDiff
-from lepton.manifest import Labelset, Manifest, TableDataset, TreeDataset
-from lepton.registry.entities import Alias, ArtifactVersion, Lineage, LineageNode
-from lepton.verify import VerifyReport
+
+# The classes below are imported where they are needed (isinstance), not at
+# the CLI's start-up: lepton.manifest pulls in pydantic, lepton.data.diff pandas.
+if TYPE_CHECKING:
+    from lepton.data.diff import LabelsDiff, TableDiff, TreeDiff
+    from lepton.manifest import Manifest
+    from lepton.registry.entities import Alias, ArtifactVersion, Lineage, LineageNode
+    from lepton.verify import VerifyReport
 
 
 def summary(m: Manifest) -> str:
+    from lepton.manifest import Labelset, TableDataset, TreeDataset
+
     if isinstance(m, TableDataset):
         key = f", key {m.key}" if m.key else ""
         return f"table: {m.rows:,} rows x {len(m.columns)} columns{key}, {len(m.chunks)} chunks"
@@ -25,6 +33,8 @@ def summary(m: Manifest) -> str:
 
 def brief(m: Manifest) -> str:
     """A few words on a version's content, for one line of a log."""
+    from lepton.manifest import Labelset, TableDataset, TreeDataset
+
     if isinstance(m, TableDataset):
         return f"{m.rows:,} rows x {len(m.columns)} cols"
     if isinstance(m, TreeDataset):
@@ -63,6 +73,8 @@ def log_table(name: str, versions: list[tuple[ArtifactVersion, str]], aliases: l
 
 
 def show(art: ArtifactVersion, m: Manifest, aliases: list[Alias]) -> None:
+    from lepton.manifest import Labelset, TableDataset
+
     out.print(f"[bold]{art.ref}[/bold]  {art.kind}  {art.id}")
     out.print(f"created {art.created_at:%Y-%m-%d %H:%M:%S %Z} by {art.creator or '?'}")
     if art.message:
@@ -88,6 +100,8 @@ def show(art: ArtifactVersion, m: Manifest, aliases: list[Alias]) -> None:
 
 
 def diff(d: TableDiff | TreeDiff | LabelsDiff, ref_a: str, ref_b: str) -> None:
+    from lepton.data.diff import LabelsDiff, TreeDiff
+
     out.print(f"[bold]{ref_a}[/bold] ({short(d.a)}) -> [bold]{ref_b}[/bold] ({short(d.b)})")
     if isinstance(d, TreeDiff):
         out.print(f"files: {d.files_a:,} -> {d.files_b:,}; unchanged {d.unchanged:,}")

@@ -23,7 +23,7 @@ import pandas as pd
 from lepton.config import Settings, find_config, load_settings, write_config
 from lepton.data import checkout as _checkout
 from lepton.data import diff as _diff
-from lepton.data import ingest, sources, statecache, trees
+from lepton.data import fileingest, sources, statecache, trees
 from lepton.data import snapshot as _snap
 from lepton.data.statecache import StateCache, default_path
 from lepton.errors import InvalidInput, LeptonError, NotFound
@@ -170,35 +170,24 @@ class Repo:
                 self.store, name, loc, path, url, progress=progress, state=self.state, parent=parent
             )
             return self._commit(manifest, message, {"source": url}, run_id)
-        # the file's key (for status), taken before it is read: an edit during the read shows as a change
-        source_key = statecache.file_key(path, self.state) if loc.is_local else None
+        meta = {"source": url} | self._source_key(loc, path)
         manifest = self._snapshot_table_file(name, loc, path, url, key, progress)
-        meta = {"source": url} | ({"source_key": source_key} if source_key else {})
         return self._commit(manifest, message, meta, run_id)
 
     def _snapshot_table_file(self, name, loc, path, url, key, progress):  # type: ignore[no-untyped-def]
         """CSV/TSV go through the streaming, memoised ingest; anything it cannot
         take (and every other format) through the whole-file reader, whose
         errors name the line."""
-        fmt = sources.check_table_file(loc, path, url)
-        if fmt in ("csv", "tsv") and not path.endswith(".gz"):
-            previous = self._latest_table(name)
-            try:
-                with loc.fs.open(path, "rb") as stream:
-                    got = ingest.ingest_delimited(
-                        self.store,
-                        RegistryMemo(self.engine),
-                        stream,
-                        sep="," if fmt == "csv" else "\t",
-                        key=key,
-                        previous=previous,
-                        progress=progress,
-                    )
-                return TableDataset(name=name, key=key, columns=got.columns, rows=got.rows, chunks=got.chunks)
-            except ingest.Fallback:
-                pass
-        table = sources.read_table(loc, path, url)
         previous = self._latest_table(name)
+        sep = fileingest.streamable(loc, path, url)
+        if sep is not None:
+            memo = RegistryMemo(self.engine)
+            got = fileingest.dataset_file(
+                self.store, memo, loc, path, sep=sep, name=name, key=key, previous=previous, progress=progress
+            )
+            if got is not None:
+                return got
+        table = sources.read_table(loc, path, url)
         return _snap.snapshot_table(
             self.store, name, table, key, progress, previous.chunks if previous else ()
         )
@@ -257,25 +246,52 @@ class Repo:
         target = self.resolve(dataset)
         if target.kind != "dataset":
             raise InvalidInput(f"{dataset} is a {target.kind}, not a dataset")
+        dataset_manifest = self.load(target.id)
+        previous = self._latest_table(name)
         if isinstance(source, pd.DataFrame):
             table, meta = sources.from_frame(source), {"source": "<DataFrame>"}
         else:
             url = os.fspath(source)
             loc, path = self._source(url)
-            table, meta = sources.read_table(loc, path, url), {"source": url}
+            meta = {"source": url, "dataset": target.ref} | self._source_key(loc, path)
+            sep = fileingest.streamable(loc, path, url)
+            fast = None
+            if sep is not None:
+                fast = fileingest.labelset_file(
+                    self.store,
+                    RegistryMemo(self.engine),
+                    loc,
+                    path,
+                    sep=sep,
+                    name=name,
+                    key=key,
+                    label=label,
+                    dataset=dataset_manifest,
+                    dataset_id=target.id,
+                    previous=previous,
+                    progress=progress,
+                )
+            if fast is not None:
+                return self._commit(fast, message, meta, run_id)
+            table = sources.read_table(loc, path, url)
         manifest = _snap.snapshot_labels(
             self.store,
             name,
             table,
-            dataset=self.load(target.id),
+            dataset=dataset_manifest,
             dataset_id=target.id,
             dataset_ref=target.ref,
             key=key,
             label=label,
             progress=progress,
-            previous=prior.chunks if (prior := self._latest_table(name)) else (),
+            previous=previous.chunks if previous else (),
         )
         return self._commit(manifest, message, meta | {"dataset": target.ref}, run_id)
+
+    def _source_key(self, loc, path: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+        """The file's key (for status), taken before it is read: an edit
+        during the read shows as a change."""
+        return {"source_key": statecache.file_key(path, self.state)} if loc.is_local else {}
 
     def _source(self, url: str):  # type: ignore[no-untyped-def]
         if "\x00" in url:

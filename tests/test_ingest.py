@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lepton.data import ingest
+from lepton.data import ingest, linecuts
 from lepton.errors import InvalidInput
 
 
@@ -21,7 +21,7 @@ def _lines(n: int, seed: int = 1) -> list[bytes]:
 
 
 def _cut(data: bytes, block: int, monkeypatch) -> list[bytes]:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(ingest, "BLOCK", block)
+    monkeypatch.setattr(linecuts, "BLOCK", block)
     return [c for _, c in ingest.line_chunks(io.BytesIO(b"id,x,label\n" + data))]
 
 

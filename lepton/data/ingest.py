@@ -1,21 +1,26 @@
 """Fast, streaming snapshots of delimited text tables (CSV, TSV).
 
 The file is read once, in blocks, and cut into line-aligned, content-defined
-chunks: a line ends a chunk when a hash of its own bytes falls under a
-probability proportional to its length (so chunks average TARGET_BYTES
-whatever the line length), subject to a minimum and maximum size. Equal
-runs of lines therefore give equal chunks in every version of the file.
-
-Each raw chunk is hashed (blake3). A chunk seen before (same bytes, same
-header, same column types) maps through the registry's memo to the Parquet
-chunk already stored, so a new version parses and stores only the chunks
-around what changed: appending 5% of rows parses 5% of the file.
+chunks (lepton.data.linecuts). Each raw chunk is hashed (blake3). A chunk
+seen before (same bytes, same header, same column types) maps through the
+registry's memo to the Parquet chunk already stored, so a new version
+parses and stores only the chunks around what changed: appending 5% of rows
+parses 5% of the file.
 
 Every chunk carries a sidecar object: the sorted 64-bit hashes of its key
 values, so duplicate keys across the whole table are found without
-re-reading unchanged chunks. Anything unusual (a parse error, a duplicate,
-a quoted newline crossing a chunk boundary) makes the caller fall back to
-the whole-file reader, whose errors name the exact line.
+re-reading unchanged chunks. A new chunk with exactly the keys of a chunk of
+the previous version (same sidecar), in the same order, whose rows differ
+in a few places only, is stored as a patch over it (lepton.data.patches):
+scattered edits and relabels store the changed rows, not the chunk.
+
+Labelsets take the same path with a LabelRule: every label present, every
+key a sample of the labelled dataset (checked against the dataset's key
+hashes), class counts gathered on the way.
+
+Anything unusual (a parse error, a duplicate, a missing label, a quoted
+newline crossing a chunk boundary) makes the caller fall back to the
+whole-file reader, whose errors name the exact line.
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ import io
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import numpy as np
@@ -35,21 +41,52 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from lepton import hashing
+from lepton.data import patches
 from lepton.data.chunks import parquet_bytes
-from lepton.manifest import Chunk, Column, TableDataset, canonical_json
+from lepton.data.linecuts import BLOCK, MAX_BYTES, MIN_BYTES, TARGET_BYTES, Fallback, line_chunks
+from lepton.manifest import Chunk, Column, Labelset, TableDataset, canonical_json
 from lepton.store.objects import ObjectStore
 
-TARGET_BYTES = 1 << 20
-MIN_BYTES = 1 << 18
-MAX_BYTES = 8 << 20
-BLOCK = 16 << 20
+__all__ = [
+    "BLOCK",
+    "MAX_BYTES",
+    "MIN_BYTES",
+    "TARGET_BYTES",
+    "Fallback",
+    "Ingested",
+    "LabelRule",
+    "line_chunks",
+]
+
 PARSE_WORKERS = 2  # both cores: parsing and Parquet encoding release the GIL
 IN_FLIGHT = 4
-_MULT = np.uint64(0x9E3779B97F4A7C15)
 
 
-class Fallback(Exception):  # noqa: N818 - a signal, not an error the user sees
-    """The fast path cannot take this file; use the whole-file reader."""
+@dataclass
+class LabelRule:
+    """What a labelset's rows must satisfy: ``label`` present in every row,
+    every key one of ``samples`` (sorted 64-bit hashes of the dataset's
+    sample ids, whose type is ``key_type``)."""
+
+    label: str
+    samples: np.ndarray
+    key_type: str
+    classes: Counter = field(default_factory=Counter)
+
+    def check_keys(self, hashes: np.ndarray) -> None:
+        if not len(hashes):
+            return
+        if not len(self.samples):
+            raise Fallback("dataset has no samples")
+        at = np.clip(np.searchsorted(self.samples, hashes), 0, len(self.samples) - 1)
+        if not (self.samples[at] == hashes).all():
+            raise Fallback("label keys that are not samples of the dataset")
+
+    def count(self, table: pa.Table) -> Counter:
+        col = table.column(self.label)
+        if col.null_count:
+            raise Fallback("empty label")
+        return Counter(pd.Series(col.to_pandas()).astype(str).value_counts().to_dict())
 
 
 class Memo:
@@ -60,88 +97,27 @@ class Memo:
     def memo_put(self, key: str, artifact_id: str, kind: str) -> None: ...
 
 
-def line_chunks(stream: BinaryIO) -> Iterator[tuple[bytes, bytes]]:
-    """(header line, chunk) pairs: every chunk a run of whole lines."""
-    header = stream.readline()
-    if not header.strip():
-        raise Fallback("no header line")
-    carry = b""
-    while True:
-        block = stream.read(BLOCK)
-        data = carry + block
-        if not block:
-            if data:
-                yield header, data if data.endswith(b"\n") else data + b"\n"
-            return
-        cuts = _cuts(data)
-        start = 0
-        for end in cuts:
-            yield header, data[start:end]
-            start = end
-        carry = data[start:]
-
-
-def _cuts(data: bytes) -> list[int]:
-    """Chunk ends (exclusive offsets) within ``data``, which starts at a chunk
-    boundary; what follows the last cut is carried into the next read."""
-    arr = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(arr == 10) + 1  # offsets just after each newline
-    if not len(ends):
-        return []
-    starts = np.concatenate(([0], ends[:-1]))
-    lengths = (ends - starts).astype(np.uint64)
-    h = _tail_hash(arr, ends, lengths)
-    threshold = (lengths << np.uint64(32)) // np.uint64(TARGET_BYTES)
-    candidates = ends[(h & np.uint64(0xFFFFFFFF)) < threshold].tolist()
-    cuts: list[int] = []
-    base = 0  # offset of the current chunk's start
-    for end in candidates:
-        while end - base > MAX_BYTES:
-            forced = _next_newline(ends, base + MAX_BYTES)
-            if forced is None or forced >= end:
-                break
-            cuts.append(forced)
-            base = forced
-        if end - base >= MIN_BYTES:
-            cuts.append(end)
-            base = end
-    return cuts
-
-
-def _tail_hash(arr: np.ndarray, ends: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of the (up to) 16 bytes before each newline, taken from
-    the line itself only, so the value never depends on where a read block
-    began; two unaligned 8-byte reads per line."""
-    padded = np.concatenate((np.zeros(16, np.uint8), arr))
-    windows = np.lib.stride_tricks.sliding_window_view(padded, 8)
-    last = windows[ends + 7].copy().view("<u8").ravel()  # bytes [e-9, e-1)
-    prev = windows[ends - 1].copy().view("<u8").ravel()  # bytes [e-17, e-9)
-    body = lengths.astype(np.int64) - 1  # bytes before the newline
-    last &= _keep_top(np.clip(body, 0, 8))
-    prev &= _keep_top(np.clip(body - 8, 0, 8))
-    h = (last ^ (prev * _MULT)) * _MULT
-    h ^= h >> np.uint64(29)
-    return h * _MULT
-
-
-def _keep_top(valid: np.ndarray) -> np.ndarray:
-    """Masks keeping the ``valid`` most significant bytes of a uint64."""
-    shift = ((8 - valid) * 8).astype(np.uint64)
-    full = np.full(valid.shape, np.uint64(0xFFFFFFFFFFFFFFFF))
-    return np.where(valid == 0, np.uint64(0), full << np.minimum(shift, np.uint64(63)))
-
-
-def _next_newline(ends: np.ndarray, at: int) -> int | None:
-    i = int(np.searchsorted(ends, at))
-    return int(ends[i]) if i < len(ends) else None
-
-
 @dataclass
 class Ingested:
     columns: tuple[Column, ...]
     chunks: tuple[Chunk, ...]
     rows: int
     parsed_bytes: int  # bytes that had to be parsed (not found in the memo)
+    classes: dict[str, int] | None = None  # labelsets: rows per class
+
+
+@dataclass
+class _Job:
+    """What every chunk parse needs besides its bytes."""
+
+    store: ObjectStore
+    spool: _Spool
+    header: bytes
+    sep: str
+    types: dict[str, pa.DataType]
+    key: str | None
+    by_keys: dict[str, Chunk]  # previous version's chunks by key sidecar id (patch candidates)
+    labels: LabelRule | None
 
 
 def ingest_delimited(
@@ -151,48 +127,43 @@ def ingest_delimited(
     *,
     sep: str,
     key: str | None,
-    previous: TableDataset | None,
+    previous: TableDataset | Labelset | None,
     progress: Callable[[int], None] | None = None,
+    labels: LabelRule | None = None,
 ) -> Ingested:
     """Chunk, parse (only what is new) and store a delimited table."""
     types: dict[str, pa.DataType] | None = None
     if previous is not None:
         types = {c.name: _type_of(c.type) for c in previous.columns}
     known = {c.id: c for c in previous.chunks} if previous else {}
+    by_keys = {c.keys: c for c in previous.chunks if c.keys} if previous and key else {}
     slots: list[Chunk | Future] = []  # per chunk, in order: reused, or being parsed
     old_keys: list[np.ndarray] = []  # key hashes of chunks reused from the previous version
-    header_seen: bytes | None = None
+    job: _Job | None = None
     parsed = 0
     spool = _Spool()
     try:
         with ThreadPoolExecutor(PARSE_WORKERS) as pool:
             for header, raw in line_chunks(stream):
-                if header_seen is None:
-                    header_seen = header
-                    names = _names(header, sep)
-                    if key is not None and key not in names:
-                        raise Fallback("key column missing")
-                    if types is not None and list(types) != names:
-                        types = None  # header changed: infer again
+                if job is None:
+                    types = _start(header, raw, sep, key, types, labels)
+                    job = _Job(store, spool, header, sep, types, key, by_keys, labels)
                 if b'"' in raw and raw.count(b'"') % 2:
                     raise Fallback("a quoted value spans a chunk boundary")
-                if types is None:
-                    types = _infer(header, raw, sep)
-                memo_key = _memo_key(header, raw, sep, types, key)
+                memo_key = _memo_key(header, raw, sep, job.types, key)
                 chunk = known.get(memo.memo_get(memo_key) or "")
                 if chunk is None:  # parsed on a worker thread (pyarrow releases the GIL)
                     spool.memos.append((memo_key, len(slots)))
-                    slots.append(pool.submit(_parse_chunk, spool, header, raw, sep, types, key))
+                    slots.append(pool.submit(_parse_chunk, job, raw))
                     parsed += len(raw)
                     _bound(slots)
                 else:
-                    if key is not None:
-                        old_keys.append(_load_keys(store, chunk))
+                    _reuse(store, chunk, key, labels, old_keys)
                     slots.append(chunk)
                     if progress:
                         progress(chunk.rows)
             done = [s.result() if isinstance(s, Future) else (s, None) for s in slots]
-        if header_seen is None or types is None or not done:
+        if job is None or not done:
             raise Fallback("no data rows")
         chunks = [c for c, _ in done]
         new_keys = [h for _, h in done if h is not None]
@@ -203,8 +174,46 @@ def ingest_delimited(
         spool.publish(store, memo, chunks)  # only now, once the whole table is valid
     finally:
         spool.cleanup()
-    columns = tuple(Column(name=n, type=str(t)) for n, t in types.items())
-    return Ingested(columns, tuple(chunks), sum(c.rows for c in chunks), parsed)
+    columns = tuple(Column(name=n, type=str(t)) for n, t in job.types.items())
+    classes = {k: int(v) for k, v in sorted(labels.classes.items())} if labels else None
+    return Ingested(columns, tuple(chunks), sum(c.rows for c in chunks), parsed, classes)
+
+
+def _start(
+    header: bytes,
+    raw: bytes,
+    sep: str,
+    key: str | None,
+    types: dict[str, pa.DataType] | None,
+    labels: LabelRule | None,
+) -> dict[str, pa.DataType]:
+    """Column types for the whole file, checked against what the caller needs."""
+    names = _names(header, sep)
+    if key is not None and key not in names:
+        raise Fallback("key column missing")
+    if types is None or list(types) != names:
+        types = _infer(header, raw, sep)  # first version, or the header changed
+    if labels is not None:
+        if labels.label not in names or labels.label == key:
+            raise Fallback("label column missing")
+        if key is None or str(types[key]) != labels.key_type:
+            raise Fallback("label keys typed unlike the dataset's")
+    return types
+
+
+def _reuse(
+    store: ObjectStore, chunk: Chunk, key: str | None, labels: LabelRule | None, old_keys: list[np.ndarray]
+) -> None:
+    """Checks a chunk reused from the previous version still needs: its keys
+    (for duplicates; for labels, against the dataset, which may be newer),
+    and its class counts."""
+    if key is None:
+        return
+    hashes = _load_keys(store, chunk)
+    old_keys.append(hashes)
+    if labels is not None:
+        labels.check_keys(hashes)
+        labels.classes.update(labels.count(patches.read_chunk(store, chunk, [labels.label])))
 
 
 def _bound(slots: list[Chunk | Future]) -> None:
@@ -217,7 +226,7 @@ def _bound(slots: list[Chunk | Future]) -> None:
 def _has_duplicates(chunks: list[Chunk], new: list[np.ndarray], old: list[np.ndarray]) -> bool:
     """Reused chunks were unique together in the previous version, so only
     new keys need checking: among themselves and against the reused ones."""
-    if len({c.id for c in chunks}) != len(chunks):
+    if len({c.ident for c in chunks}) != len(chunks):
         return True  # the same block of rows twice
     fresh = np.sort(np.concatenate(new)) if new else np.array([], np.uint64)
     if len(fresh) > 1 and (fresh[1:] == fresh[:-1]).any():
@@ -285,18 +294,18 @@ def _infer(header: bytes, raw: bytes, sep: str) -> dict[str, pa.DataType]:
     would give (text as large_string, integers with gaps as doubles)."""
     table = _parse(header, raw, sep, None)
     out: dict[str, pa.DataType] = {}
-    for field, col in zip(table.schema, table.columns, strict=True):
-        t = field.type
+    for fld, col in zip(table.schema, table.columns, strict=True):
+        t = fld.type
         if pa.types.is_integer(t):
-            out[field.name] = pa.float64() if col.null_count else pa.int64()
+            out[fld.name] = pa.float64() if col.null_count else pa.int64()
         elif pa.types.is_floating(t):
-            out[field.name] = pa.float64()
+            out[fld.name] = pa.float64()
         elif pa.types.is_boolean(t) and not col.null_count:
-            out[field.name] = pa.bool_()
+            out[fld.name] = pa.bool_()
         elif pa.types.is_null(t):
-            out[field.name] = pa.float64()
+            out[fld.name] = pa.float64()
         else:
-            out[field.name] = pa.large_string()
+            out[fld.name] = pa.large_string()
     return out
 
 
@@ -316,28 +325,47 @@ def _memo_key(header: bytes, raw: bytes, sep: str, types: dict[str, pa.DataType]
     return hashing.hash_bytes(canonical_json(doc))
 
 
-def _parse_chunk(
-    spool: _Spool, header: bytes, raw: bytes, sep: str, types: dict[str, pa.DataType], key: str | None
-) -> tuple[Chunk, np.ndarray | None]:
-    table = _parse(header, raw, sep, types)
-    schema = pa.schema([pa.field(n, t) for n, t in types.items()])
+def _parse_chunk(job: _Job, raw: bytes) -> tuple[Chunk, np.ndarray | None]:
+    table = _parse(job.header, raw, job.sep, job.types)
+    schema = pa.schema([pa.field(n, t) for n, t in job.types.items()])
     if table.schema != schema:
         try:
             table = table.cast(schema)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
             raise Fallback(str(e)) from e
-    hashes = None
-    keys_id = None
-    if key is not None:
-        col = table.column(key)
-        if col.null_count:
-            raise Fallback("empty key")
-        hashes = np.sort(
-            pd.util.hash_pandas_object(pd.Series(col.to_pandas()), index=False).to_numpy(np.uint64)
-        )
-        keys_id = spool.put(hashes.tobytes())
-    chunk_id = spool.put(parquet_bytes(table))
-    return Chunk(id=chunk_id, rows=table.num_rows, keys=keys_id), hashes
+    if job.key is None:
+        return Chunk(id=job.spool.put(parquet_bytes(table)), rows=table.num_rows), None
+    col = table.column(job.key)
+    if col.null_count:
+        raise Fallback("empty key")
+    hashes = np.sort(pd.util.hash_pandas_object(pd.Series(col.to_pandas()), index=False).to_numpy(np.uint64))
+    if job.labels is not None:
+        job.labels.check_keys(hashes)
+        counts = job.labels.count(table)
+    keys_id = job.spool.put(hashes.tobytes())
+    chunk = _as_patch(job, table, keys_id)
+    if chunk is None:
+        chunk = Chunk(id=job.spool.put(parquet_bytes(table)), rows=table.num_rows, keys=keys_id)
+    if job.labels is not None:
+        with job.spool.lock:
+            job.labels.classes.update(counts)
+    return chunk, hashes
+
+
+def _as_patch(job: _Job, table: pa.Table, keys_id: str) -> Chunk | None:
+    """The chunk as a patch over the previous version's chunk with the same
+    keys, when the keys are in the same order and few rows differ."""
+    candidate = job.by_keys.get(keys_id)
+    if candidate is None or candidate.depth >= patches.MAX_DEPTH:
+        return None
+    earlier = patches.read_chunk(job.store, candidate)
+    changed = patches.changed_rows(earlier, table, job.key)  # type: ignore[arg-type]
+    if changed is None or len(changed) > patches.MAX_CHANGED * table.num_rows:
+        return None
+    if not len(changed):
+        return candidate  # the same rows, written differently (e.g. 1.0 and 1.00)
+    patch_id = job.spool.put(parquet_bytes(patches.patch_rows(table, changed)))
+    return Chunk(id=patch_id, rows=table.num_rows, keys=keys_id, base=candidate)
 
 
 def _load_keys(store: ObjectStore, chunk: Chunk) -> np.ndarray:

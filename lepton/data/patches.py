@@ -12,6 +12,7 @@ import io
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lepton.manifest import Chunk
@@ -61,5 +62,28 @@ def try_patch(
         return None
     if not len(changed):
         return candidate
-    rows = part.take(pa.array(changed)).append_column(POS, pa.array(changed.astype(np.int32)))
-    return Chunk(id=put(rows), rows=part.num_rows, base=candidate)
+    return Chunk(id=put(patch_rows(part, changed)), rows=part.num_rows, base=candidate)
+
+
+def patch_rows(part: pa.Table, changed: np.ndarray) -> pa.Table:
+    """The rows of a patch: the changed rows of ``part`` and their positions."""
+    return part.take(pa.array(changed)).append_column(POS, pa.array(changed.astype(np.int32)))
+
+
+def changed_rows(earlier: pa.Table, part: pa.Table, key: str) -> np.ndarray | None:
+    """Positions of the rows of ``part`` that differ from ``earlier``'s, or
+    None when ``part`` cannot be a patch over it (other keys, other order,
+    other schema). Nulls equal nulls; a NaN counts as changed (harmless: one
+    row more in the patch)."""
+    if (
+        earlier.num_rows != part.num_rows
+        or earlier.schema != part.schema
+        or not earlier.column(key).equals(part.column(key))
+    ):
+        return None
+    diff = np.zeros(part.num_rows, dtype=bool)
+    for a, b in zip(earlier.columns, part.columns, strict=True):
+        same = pc.fill_null(pc.equal(a, b), False)
+        both_null = pc.and_(pc.is_null(a), pc.is_null(b))
+        diff |= ~pc.or_(same, both_null).to_numpy(zero_copy_only=False)
+    return np.flatnonzero(diff)

@@ -1,0 +1,106 @@
+"""Table files into dataset and labelset manifests through the streaming
+ingest (lepton.data.ingest) when it can take them: plain CSV and TSV, from
+a local path or s3://. Returns None when it cannot (another format, a
+compressed file, or anything the fast path refuses), and the caller uses
+the whole-file reader, whose errors name the file, row and field."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from lepton.data import ingest
+from lepton.data.chunks import read_chunks
+from lepton.data.sources import check_table_file
+from lepton.manifest import Labelset, Manifest, Parent, TableDataset, TreeDataset
+from lepton.store.fs import Location
+from lepton.store.objects import ObjectStore
+
+Progress = Callable[[int], None]
+
+
+def streamable(location: Location, path: str, url: str) -> str | None:
+    """The separator of a file the streaming ingest reads, else None (the
+    file's existence and format are checked here, with clear errors)."""
+    fmt = check_table_file(location, path, url)
+    if fmt not in ("csv", "tsv") or path.endswith(".gz"):
+        return None
+    return "," if fmt == "csv" else "\t"
+
+
+def dataset_file(
+    store: ObjectStore,
+    memo: ingest.Memo,
+    location: Location,
+    path: str,
+    *,
+    sep: str,
+    name: str,
+    key: str | None,
+    previous: TableDataset | Labelset | None,
+    progress: Progress | None,
+) -> TableDataset | None:
+    try:
+        with location.fs.open(path, "rb") as stream:
+            got = ingest.ingest_delimited(
+                store, memo, stream, sep=sep, key=key, previous=previous, progress=progress
+            )
+    except ingest.Fallback:
+        return None
+    return TableDataset(name=name, key=key, columns=got.columns, rows=got.rows, chunks=got.chunks)
+
+
+def labelset_file(
+    store: ObjectStore,
+    memo: ingest.Memo,
+    location: Location,
+    path: str,
+    *,
+    sep: str,
+    name: str,
+    key: str,
+    label: str,
+    dataset: Manifest,
+    dataset_id: str,
+    previous: TableDataset | Labelset | None,
+    progress: Progress | None,
+) -> Labelset | None:
+    samples = sample_hashes(store, dataset)
+    if samples is None:
+        return None
+    rule = ingest.LabelRule(label=label, samples=samples[0], key_type=samples[1])
+    try:
+        with location.fs.open(path, "rb") as stream:
+            got = ingest.ingest_delimited(
+                store, memo, stream, sep=sep, key=key, previous=previous, progress=progress, labels=rule
+            )
+    except ingest.Fallback:
+        return None
+    return Labelset(
+        name=name,
+        key=key,
+        label=label,
+        classes=got.classes or {},
+        columns=got.columns,
+        rows=got.rows,
+        chunks=got.chunks,
+        parents=(Parent(id=dataset_id, role="dataset"),),
+    )
+
+
+def sample_hashes(store: ObjectStore, dataset: Manifest) -> tuple[np.ndarray, str] | None:
+    """Sorted 64-bit hashes of a dataset's sample ids (hashed as the ingest
+    hashes keys) and their column type; None when the dataset has no ids."""
+    if isinstance(dataset, TreeDataset):
+        values, kind = pd.Series([f.path for f in dataset.files], dtype=object), "large_string"
+    elif isinstance(dataset, TableDataset) and dataset.key is not None:
+        kind = next(c.type for c in dataset.columns if c.name == dataset.key)
+        if dataset.chunks and all(c.keys for c in dataset.chunks):  # the key sidecars: no row read
+            parts = [np.frombuffer(store.read_bytes(c.keys), np.uint64) for c in dataset.chunks]  # type: ignore[arg-type]
+            return np.sort(np.concatenate(parts)), kind
+        values = read_chunks(store, dataset.chunks, [dataset.key])[dataset.key]
+    else:
+        return None
+    return np.sort(pd.util.hash_pandas_object(values, index=False).to_numpy(np.uint64)), kind

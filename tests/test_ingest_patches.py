@@ -1,0 +1,127 @@
+"""The streaming ingest stores scattered in-place edits and relabels as
+patches over the previous version's chunks, and takes labelsets with their
+checks (labels present, keys samples of the dataset, class counts)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lepton.data import patches
+from lepton.errors import InvalidInput
+
+N = 60_000
+
+
+def _table(n: int = N, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    cols = {f"f{i}": rng.random(n).round(6) for i in range(6)}
+    return pd.DataFrame({"id": np.arange(n) + 1_000_000, **cols, "label": rng.integers(0, 10, n)})
+
+
+def _stored(repo) -> set[str]:  # type: ignore[no-untyped-def]
+    return set(repo.store.iter_keys())
+
+
+def _new_bytes(repo, before: set[str]) -> int:  # type: ignore[no-untyped-def]
+    return sum(repo.store.size(k) for k in _stored(repo) - before)
+
+
+def test_sparse_edits_store_patches_and_read_back_exactly(repo, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(patches, "MAX_DEPTH", 3)  # the chain bound, reached in a few versions
+    frame = _table()
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    before = _stored(repo)
+    repo.snapshot_data("t", path, key="id")
+    first_bytes = _new_bytes(repo, before)
+    rng = np.random.default_rng(1)
+    for version in range(2, 2 + patches.MAX_DEPTH + 2):  # past the chain bound
+        rows = rng.choice(N, size=N // 1000, replace=False)  # 0.1% of the rows
+        frame.loc[rows, "f3"] = rng.random(len(rows)).round(6)
+        frame.to_csv(path, index=False)
+        before = _stored(repo)
+        snap = repo.snapshot_data("t", path, key="id")
+        grown = _new_bytes(repo, before)
+        assert max(c.depth for c in snap.manifest.chunks) <= patches.MAX_DEPTH
+        if version <= patches.MAX_DEPTH + 1:
+            assert all(c.base is not None for c in snap.manifest.chunks), "every chunk was edited"
+            assert grown < 0.1 * first_bytes, f"v{version} stored {grown} bytes of {first_bytes}"
+        if version == patches.MAX_DEPTH + 2:  # a full chunk again, where the chain was at its bound
+            assert any(c.base is None for c in snap.manifest.chunks)
+        pd.testing.assert_frame_equal(repo.read_table(f"t@v{version}"), frame)
+    pd.testing.assert_frame_equal(repo.read_table("t@v2").drop(columns="f3"), frame.drop(columns="f3"))
+
+
+def _labelled(repo, tmp_path, n: int = N):  # type: ignore[no-untyped-def]
+    frame = _table(n)
+    frame.drop(columns="label").to_csv(tmp_path / "features.csv", index=False)
+    repo.snapshot_data("features", tmp_path / "features.csv", key="id")
+    labels = frame[["id", "label"]].copy()
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    return labels
+
+
+def test_relabel_goes_through_the_streaming_ingest_as_patches(repo, tmp_path):  # type: ignore[no-untyped-def]
+    labels = _labelled(repo, tmp_path)
+    first = repo.snapshot_labels("l", tmp_path / "labels.csv", dataset="features", key="id", label="label")
+    counts = labels["label"].astype(str).value_counts()
+    assert first.manifest.classes == {k: int(v) for k, v in sorted(counts.items())}
+    assert all(c.keys for c in first.manifest.chunks), "taken by the streaming ingest (key sidecars)"
+    rng = np.random.default_rng(2)
+    rows = rng.choice(N, size=N // 100, replace=False)
+    labels.loc[rows, "label"] = (labels.loc[rows, "label"] + 1) % 10
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    before = _stored(repo)
+    second = repo.snapshot_labels("l", tmp_path / "labels.csv", dataset="features", key="id", label="label")
+    assert all(c.base is not None for c in second.manifest.chunks)
+    label_bytes = sum(repo.store.size(c.id) for c in first.manifest.chunks)
+    assert _new_bytes(repo, before) < 0.2 * label_bytes
+    counts = labels["label"].astype(str).value_counts()
+    assert second.manifest.classes == {k: int(v) for k, v in sorted(counts.items())}
+    pd.testing.assert_frame_equal(repo.read_table("l@v2"), labels)
+    assert "source_key" in second.version.meta
+
+
+def test_streamed_labels_match_the_whole_file_path(repo, tmp_path):  # type: ignore[no-untyped-def]
+    labels = _labelled(repo, tmp_path, n=5_000)
+    streamed = repo.snapshot_labels("a", tmp_path / "labels.csv", dataset="features", key="id", label="label")
+    whole = repo.snapshot_labels("b", labels, dataset="features", key="id", label="label")
+    assert streamed.manifest.classes == whole.manifest.classes
+    assert streamed.manifest.rows == whole.manifest.rows
+    pd.testing.assert_frame_equal(repo.read_table("a"), repo.read_table("b"))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda f: f.__setitem__("label", f["label"].astype(object).where(f.index != 4321, None)),
+            "empty at line 4323",
+        ),
+        (
+            lambda f: f.__setitem__("id", f["id"].where(f.index != 777, 42)),
+            r"not samples of dataset .*42 \(line 779\)",
+        ),
+    ],
+)
+def test_bad_labels_get_the_whole_file_readers_error_and_store_nothing(repo, tmp_path, edit, message):  # type: ignore[no-untyped-def]
+    labels = _labelled(repo, tmp_path, n=20_000)
+    edit(labels)
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    before = _stored(repo)
+    with pytest.raises(InvalidInput, match=message):
+        repo.snapshot_labels("l", tmp_path / "labels.csv", dataset="features", key="id", label="label")
+    assert _stored(repo) == before
+    assert not repo.registry.has_name("l")
+
+
+def test_reused_label_chunks_are_checked_against_a_newer_dataset(repo, tmp_path):  # type: ignore[no-untyped-def]
+    labels = _labelled(repo, tmp_path)
+    repo.snapshot_labels("l", tmp_path / "labels.csv", dataset="features", key="id", label="label")
+    features = pd.read_csv(tmp_path / "features.csv")
+    features[features["id"] != labels["id"].iloc[100]].to_csv(tmp_path / "features.csv", index=False)
+    repo.snapshot_data("features", tmp_path / "features.csv", key="id")
+    with pytest.raises(InvalidInput, match=rf"not samples of dataset features@v2.*{labels['id'].iloc[100]}"):
+        repo.snapshot_labels("l", tmp_path / "labels.csv", dataset="features", key="id", label="label")

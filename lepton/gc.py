@@ -1,7 +1,7 @@
 """Garbage collection: remove store objects that no version references.
 
 Reachable (never removed) is everything named, directly or through
-parents, by
+parents (and a large tree's listing objects: lepton/data/listing.py), by
 - every artifact version in the registry, every alias target, and every
   artifact in the store's own registry log (log/registry/: the truth the
   registry is rebuilt from, so a stale, lost or misconfigured registry
@@ -32,8 +32,8 @@ referenced object an interrupted gc had set aside there) and, on S3, aborts
 multipart uploads under the store's prefix started before it (a killed
 upload leaves one behind).
 
-If any manifest that must be kept cannot be read (missing, corrupt,
-invalid), the objects it names are unknown, so gc removes nothing and
+If any manifest (or listing object) that must be kept cannot be read
+(missing, corrupt, invalid), the objects it names are unknown, so gc removes nothing and
 fails, unless ``force`` is given. quarantine/ and log/ are never touched.
 """
 
@@ -49,8 +49,9 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from lepton import hashing
+from lepton.data import listing
 from lepton.errors import IntegrityError, InvalidInput, LeptonError
-from lepton.manifest import Manifest, parse_manifest
+from lepton.manifest import Manifest, TreeDataset, parse_stored
 from lepton.registry import schema as t
 from lepton.repo import Repo
 from lepton.store import sweep
@@ -109,8 +110,8 @@ def collect(
         shown = "; ".join(f"{k} ({why})" for k, why in sorted(unreadable.items())[:5])
         more = f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
         raise GcRefused(
-            f"gc removed nothing: {len(unreadable)} manifest(s) or log record(s) that must be kept "
-            "cannot be read, "
+            f"gc removed nothing: {len(unreadable)} manifest(s), file listing(s) or log record(s) "
+            "that must be kept cannot be read, "
             f"so the objects they name are unknown: {shown}{more}. Restore them from a backup "
             "(`lepton verify` lists damaged objects), or run gc with --force to collect anyway "
             "(the objects only they name are then removed)"
@@ -191,16 +192,20 @@ def _logged_ids(store: ObjectStore) -> tuple[set[str], dict[str, str]]:
 def _walk(
     store: ObjectStore, hard: set[str], soft: set[str], tick: Callable[[int], None] | None
 ) -> tuple[set[str], dict[str, str]]:
-    """Every key reachable from the roots, and the manifests that could not be
-    read (of those that must be kept) with what is wrong with each."""
+    """Every key reachable from the roots, and the manifests (or a large
+    tree's listing objects) that could not be read, of those that must be
+    kept, with what is wrong with each. A listing object keeps every object
+    it names, so a tree keeps the files of each listing in its chain."""
     reachable: set[str] = set()
     unreadable: dict[str, str] = {}
     done: dict[bool, set[str]] = {True: set(), False: set()}  # read as required / not
-    frontier = {k: True for k in hard} | {k: False for k in soft}
-    while frontier:
-        key, required = frontier.popitem()
-        batch = [(key, required)] + [frontier.popitem() for _ in range(min(len(frontier), BATCH - 1))]
-        found = _map(store, _reader(store), [k for k, _ in batch])
+    manifests = {k: True for k in hard} | {k: False for k in soft}
+    listings: dict[str, bool] = {}  # listing objects still to read -> required
+    read_manifest, read_listing = _reader(store), _listing_reader(store)
+    while manifests or listings:
+        queue, read = (manifests, read_manifest) if manifests else (listings, read_listing)
+        batch = [queue.popitem() for _ in range(min(len(queue), BATCH))]
+        found = _map(store, read, [k for k, _ in batch])
         for (key, required), got in zip(batch, found, strict=True):
             done[required].add(key)
             reachable.add(key)
@@ -210,34 +215,63 @@ def _walk(
                 if required:
                     unreadable[key] = got
                 continue
+            if isinstance(got, tuple):  # a listing object: the objects it names
+                reachable.update(got)
+                continue
             reachable.update(got.objects())
-            for p in got.parents:
-                if p.id not in done[True] and (required or p.id not in done[False]):
-                    frontier[p.id] = frontier.get(p.id, False) or required
+            chain = got.listing if isinstance(got, TreeDataset) else None
+            nodes = [(p.id, manifests) for p in got.parents] + [(k, listings) for k in chain or ()]
+            for k, into in nodes:
+                if k not in done[True] and (required or k not in done[False]):
+                    into[k] = into.get(k, False) or required
     return reachable, unreadable
 
 
+def _fetch(store: ObjectStore, key: str) -> bytes | str:
+    """An object's bytes without side effects (no quarantine), or what is
+    wrong with it. Errors other than absence (network) propagate."""
+    if not hashing.is_key(key):
+        return "not a content key"
+    with translate(store.url, key):
+        try:
+            data = store.fs.cat_file(store.path_of(key))
+        except FileNotFoundError as e:
+            if is_missing_bucket(e):
+                raise
+            return "missing"
+    actual = hashing.hash_bytes(data)
+    if actual != key:
+        return f"corrupt: content hashes to {actual}"
+    return data
+
+
 def _reader(store: ObjectStore) -> Callable[[str], Manifest | str]:
-    """Read a manifest without side effects (no quarantine): the manifest, or
-    what is wrong with it. Errors other than absence (network) propagate."""
+    """Read a manifest as stored (a large tree without its listing's files):
+    the manifest, or what is wrong with it."""
 
     def read(key: str) -> Manifest | str:
-        if not hashing.is_key(key):
-            return "not a content key"
-        with translate(store.url, key):
-            try:
-                data = store.fs.cat_file(store.path_of(key))
-            except FileNotFoundError as e:
-                if is_missing_bucket(e):
-                    raise
-                return "missing"
-        actual = hashing.hash_bytes(data)
-        if actual != key:
-            return f"corrupt: content hashes to {actual}"
+        data = _fetch(store, key)
+        if isinstance(data, str):
+            return data
         try:
-            return parse_manifest(data, key)
+            return parse_stored(data, key)
         except LeptonError as e:
             return f"not a readable manifest: {e}"
+
+    return read
+
+
+def _listing_reader(store: ObjectStore) -> Callable[[str], tuple[str, ...] | str]:
+    """Read a tree's listing object: the objects it names, or what is wrong with it."""
+
+    def read(key: str) -> tuple[str, ...] | str:
+        data = _fetch(store, key)
+        if isinstance(data, str):
+            return f"{data} (a file listing)"
+        try:
+            return listing.named(data, key)
+        except LeptonError as e:
+            return str(e)
 
     return read
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -135,15 +136,34 @@ class TableDataset(Manifest):
 
 
 class TreeDataset(Manifest):
-    """A file tree: every file an object, entries sorted by path."""
+    """A file tree: every file an object, entries sorted by path.
+
+    A large tree keeps its entries in listing objects (lepton/data/listing.py)
+    named by ``listing``, a full listing then deltas over it; its stored JSON
+    then holds the chain and no ``files``, and loading fills ``files`` in
+    (parse_manifest with ``read``). A smaller tree (and every tree written
+    before listings) holds ``files`` inline and no ``listing`` key."""
 
     kind: Literal["dataset"] = "dataset"
     layout: Literal["tree"] = "tree"
     files: tuple[FileEntry, ...]
     size: int = Field(ge=0)
+    listing: tuple[str, ...] | None = None
+
+    @field_validator("listing")
+    @classmethod
+    def _chain(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is not None and (not v or not all(hashing.is_key(k) for k in v)):
+            raise ValueError("a listing chain is one or more content keys")
+        return v
+
+    def canonical_bytes(self) -> bytes:
+        stored_elsewhere = {"files"} if self.listing is not None else {"listing"}
+        return canonical_json(self.model_dump(mode="json", exclude=stored_elsewhere))
 
     def objects(self) -> tuple[str, ...]:
-        return tuple(k for f in self.files for k in (f.chunks if f.chunks is not None else (f.id,)))
+        files = (k for f in self.files for k in (f.chunks if f.chunks is not None else (f.id,)))
+        return (*(self.listing or ()), *files)
 
 
 class Labelset(Manifest):
@@ -176,8 +196,30 @@ def _manifest_type(doc: dict[str, Any]) -> type[Manifest]:
     raise IntegrityError(f"unknown manifest kind {kind!r} (layout {layout!r})")
 
 
-def parse_manifest(data: bytes, expected_id: str | None = None) -> Manifest:
-    """Read a manifest object; the reader is picked by kind and format version."""
+def parse_manifest(
+    data: bytes, expected_id: str | None = None, read: Callable[[str], bytes] | None = None
+) -> Manifest:
+    """Read a manifest object; the reader is picked by kind and format version.
+    A tree naming listing objects gets its files through ``read`` (the store's
+    verified read); without it, such a tree cannot be read."""
+    manifest = parse_stored(data, expected_id)
+    if not isinstance(manifest, TreeDataset) or manifest.listing is None:
+        return manifest
+    what = f"tree {expected_id or ''}"
+    if read is None:
+        raise IntegrityError(f"{what} keeps its files in listing objects: read it from its store")
+    from lepton.data.listing import resolve  # defined over this module
+
+    files = resolve(manifest.listing, read, expected_id)
+    if sum(f.size for f in files) != manifest.size:
+        raise IntegrityError(f"{what}: its listing's sizes do not add up to {manifest.size}")
+    return manifest.model_copy(update={"files": files})
+
+
+def parse_stored(data: bytes, expected_id: str | None = None) -> Manifest:
+    """A manifest as stored: a tree naming listing objects has no ``files``
+    here, only its ``listing`` chain (walks that read listing objects
+    themselves, as gc does, use this)."""
     try:
         doc = json.loads(data)
     except ValueError as e:
@@ -189,8 +231,13 @@ def parse_manifest(data: bytes, expected_id: str | None = None) -> Manifest:
         raise IntegrityError(
             f"manifest {expected_id or ''} has format {fmt!r}; this Lepton reads {FORMAT_VERSION}"
         )
+    cls = _manifest_type(doc)
+    if cls is TreeDataset and doc.get("listing") is not None:
+        if "files" in doc:
+            raise IntegrityError(f"manifest {expected_id or ''} names a listing and holds files too")
+        doc = {**doc, "files": ()}
     try:
-        return _manifest_type(doc).model_validate(doc)
+        return cls.model_validate(doc)
     except ValidationError as e:
         raise IntegrityError(f"manifest {expected_id or ''} is invalid: {e}") from e
 

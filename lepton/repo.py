@@ -89,7 +89,8 @@ class Repo:
 
     # ---- manifests ---------------------------------------------------------
     def load(self, id: str) -> Manifest:
-        return parse_manifest(self.store.read_bytes(id), id)
+        """A manifest by id, verified; a large tree's files from its listing objects."""
+        return parse_manifest(self.store.read_bytes(id), id, self.store.read_bytes)
 
     def put_manifest(self, manifest: Manifest) -> str:
         return self.store.put_bytes(manifest.canonical_bytes())

@@ -22,9 +22,10 @@ import pytest
 from pipeline_helpers import prepare_data, project, write_project, write_repo
 from sqlalchemy import select
 
+from lepton import hashing
 from lepton.config import Settings
+from lepton.data import listing, sources, trees
 from lepton.data import snapshot as _snap
-from lepton.data import sources
 from lepton.gc import GcRefused, collect
 from lepton.pipeline import fit, prepare, release, score
 from lepton.pipeline.context import Context, logical_run_id
@@ -291,6 +292,85 @@ def test_an_unreadable_manifest_stops_gc(repo, how):  # type: ignore[no-untyped-
     assert set(forced.unreadable) == {broken} and how in forced.unreadable[broken]
     assert orphans <= set(forced.removed)
     pd.testing.assert_frame_equal(repo.read_table("d"), _frame(1))
+
+
+# ---- large trees: listing objects ------------------------------------------------------------
+def _tree_versions(repo: Repo, src: Path, n: int) -> dict[int, dict[str, bytes]]:  # type: ignore[type-arg]
+    """``n`` versions of a 30-file tree, each editing two files, adding one and removing one."""
+    files = {f"d{i % 3}/f{i:02d}.bin": os.urandom(40 + i) for i in range(30)}
+    versions = {}
+    for v in range(1, n + 1):
+        if v > 1:
+            names = sorted(files)
+            files |= {
+                names[v]: os.urandom(90 + v),
+                names[v + 1]: os.urandom(90 + v),
+                f"new/{v}.txt": b"x" * v,
+            }
+            (src / names[-1]).unlink()
+            del files[names[-1]]
+        t = time.time() - 60  # past the state cache's racy window
+        for rel, data in files.items():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            (src / rel).write_bytes(data)
+            os.utime(src / rel, (t, t))
+        assert repo.snapshot_data("tree", src).created
+        versions[v] = dict(files)
+    return versions
+
+
+@pytest.fixture
+def small_listings(monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(listing, "LISTING_MIN", 8)
+    monkeypatch.setattr(listing, "MAX_CHAIN", 3)
+
+
+def test_every_listing_of_a_large_tree_and_every_file_it_names_stays(repo, tmp_path, small_listings):  # type: ignore[no-untyped-def]
+    src = tmp_path / "src"
+    versions = _tree_versions(repo, src, 5)
+    manifests = {v: repo.load(repo.resolve(f"tree@v{v}").id) for v in versions}
+    assert [len(m.listing) for m in manifests.values()] == [1, 2, 3, 1, 2]  # type: ignore[attr-defined]
+    kept = {k for v in versions for k in repo.objects_of(repo.resolve(f"tree@v{v}").id)}
+    (src / "crashed.txt").write_bytes(b"a snapshot that never registered")
+    crashed = trees.snapshot_tree(
+        repo.store,
+        "tree",
+        open_location("/"),
+        str(src),
+        "src",
+        parent=manifests[5],  # type: ignore[arg-type]
+    )
+    assert crashed.listing[:-1] == manifests[5].listing  # type: ignore[attr-defined, index]
+    everything = _age_all(repo.store)
+    report = collect(repo, dry_run=False, grace_seconds=0)
+    assert (
+        set(report.removed)
+        == set(crashed.objects()) - kept
+        == {
+            crashed.listing[-1],  # type: ignore[index]
+            hashing.hash_bytes(b"a snapshot that never registered"),
+        }
+    )
+    assert set(sweep.list_objects(repo.store)) == everything - set(report.removed)
+    for v, files in versions.items():
+        out = repo.checkout(f"tree@v{v}", tmp_path / f"out{v}")
+        assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
+
+
+@pytest.mark.parametrize("how", ["missing", "corrupt"])
+def test_an_unreadable_listing_stops_gc(repo, tmp_path, small_listings, how):  # type: ignore[no-untyped-def]
+    _tree_versions(repo, tmp_path / "src", 3)
+    chain = repo.load(repo.resolve("tree@v3").id).listing  # type: ignore[attr-defined]
+    _age_all(repo.store)
+    _break(repo.store, chain[0], how)
+    before = set(sweep.list_objects(repo.store))
+    with pytest.raises(GcRefused, match="removed nothing") as err:
+        collect(repo, dry_run=False)
+    assert chain[0] in str(err.value) and how in str(err.value)
+    assert set(sweep.list_objects(repo.store)) == before
+    forced = collect(repo, dry_run=False, force=True)
+    assert set(forced.unreadable) == {chain[0]}
+    assert set(chain[1:]) <= set(sweep.list_objects(repo.store))  # the readable deltas (and their files) stay
 
 
 # ---- leftovers ---------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ is not read again, and its objects are not sent again when the parent
 version (or, failing that, the store) already has them. Changed files are
 read, hashed and stored in a thread pool (blake3 and the chunker release the
 GIL); memory stays bounded: a small file whole, a large one chunk by chunk.
+A large tree's entries go to a listing object, a delta over the parent's
+when few changed (lepton/data/listing.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pydantic import BaseModel
 
 from lepton import hashing
 from lepton.data import filechunks as fc
+from lepton.data import listing
 from lepton.data.statecache import LocalFile, StateCache, hash_local, hash_path, key_of, scan_local, stat_of
 from lepton.errors import InvalidInput
 from lepton.manifest import FileEntry, TreeDataset
@@ -74,7 +77,9 @@ def snapshot_tree(
         put = partial(_put_remote, store, source, known, progress)
         with ThreadPoolExecutor(TREE_WORKERS) as pool:
             entries = list(pool.map(put, list_tree(source, root, label)))
-    return TreeDataset(name=name, files=tuple(entries), size=sum(e.size for e in entries))
+    files = tuple(entries)  # its listing object (a large tree) is stored last, after every file
+    chain = listing.write(store, files, parent)
+    return TreeDataset(name=name, files=files, size=sum(e.size for e in files), listing=chain)
 
 
 def _snapshot_local(

@@ -125,3 +125,19 @@ def test_reused_label_chunks_are_checked_against_a_newer_dataset(repo, tmp_path)
     repo.snapshot_data("features", tmp_path / "features.csv", key="id")
     with pytest.raises(InvalidInput, match=rf"not samples of dataset features@v2.*{labels['id'].iloc[100]}"):
         repo.snapshot_labels("l", tmp_path / "labels.csv", dataset="features", key="id", label="label")
+
+
+def test_staged_objects_are_published_or_removed_never_left_in_tmp(repo, tmp_path):  # type: ignore[no-untyped-def]
+    from lepton.store import sweep
+
+    frame = _table(20_000)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    snap = repo.snapshot_data("t", tmp_path / "t.csv", key="id")
+    assert all(repo.store.exists(k) for k in snap.manifest.objects())
+    frame.loc[len(frame)] = frame.iloc[5]  # a duplicate key: rejected after every chunk was staged
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    before = _stored(repo)
+    with pytest.raises(InvalidInput, match="duplicate"):
+        repo.snapshot_data("t", tmp_path / "t.csv", key="id")
+    assert _stored(repo) == before
+    assert not [e for e in sweep.list_tmp(repo.store) if "stage-" in e.name]

@@ -106,8 +106,12 @@ def columns_of(table: pa.Table) -> tuple[Column, ...]:
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
+    """One row group, zstd, no dictionary pages: measured on 1 MB chunks of
+    numbers, labels and short text, plain+zstd is 20-45% smaller and 2-10x
+    faster to write than dictionary+zstd (whose dictionaries overflow and
+    fall back on unique values anyway)."""
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd", row_group_size=max(len(table), 1))
+    pq.write_table(table, buf, compression="zstd", row_group_size=max(len(table), 1), use_dictionary=False)
     return buf.getvalue()
 
 

@@ -26,8 +26,6 @@ whole-file reader, whose errors name the exact line.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -46,6 +44,7 @@ from lepton.data.chunks import parquet_bytes
 from lepton.data.linecuts import BLOCK, MAX_BYTES, MIN_BYTES, TARGET_BYTES, Fallback, line_chunks
 from lepton.manifest import Chunk, Column, Labelset, TableDataset, canonical_json
 from lepton.store.objects import ObjectStore
+from lepton.store.staging import Staging
 
 __all__ = [
     "BLOCK",
@@ -72,6 +71,11 @@ class LabelRule:
     samples: np.ndarray
     key_type: str
     classes: Counter = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, counts: Counter) -> None:
+        with self.lock:
+            self.classes.update(counts)
 
     def check_keys(self, hashes: np.ndarray) -> None:
         if not len(hashes):
@@ -111,7 +115,7 @@ class _Job:
     """What every chunk parse needs besides its bytes."""
 
     store: ObjectStore
-    spool: _Spool
+    staging: Staging
     header: bytes
     sep: str
     types: dict[str, pa.DataType]
@@ -141,19 +145,20 @@ def ingest_delimited(
     old_keys: list[np.ndarray] = []  # key hashes of chunks reused from the previous version
     job: _Job | None = None
     parsed = 0
-    spool = _Spool()
+    staging = Staging(store)  # new objects: visible only once the whole table is valid
+    memos: list[tuple[str, int]] = []  # (memo key, index of the chunk it names)
     try:
         with ThreadPoolExecutor(PARSE_WORKERS) as pool:
             for header, raw in line_chunks(stream):
                 if job is None:
                     types = _start(header, raw, sep, key, types, labels)
-                    job = _Job(store, spool, header, sep, types, key, by_keys, labels)
+                    job = _Job(store, staging, header, sep, types, key, by_keys, labels)
                 if b'"' in raw and raw.count(b'"') % 2:
                     raise Fallback("a quoted value spans a chunk boundary")
                 memo_key = _memo_key(header, raw, sep, job.types, key)
                 chunk = known.get(memo.memo_get(memo_key) or "")
                 if chunk is None:  # parsed on a worker thread (pyarrow releases the GIL)
-                    spool.memos.append((memo_key, len(slots)))
+                    memos.append((memo_key, len(slots)))
                     slots.append(pool.submit(_parse_chunk, job, raw))
                     parsed += len(raw)
                     _bound(slots)
@@ -171,9 +176,11 @@ def ingest_delimited(
             raise Fallback("duplicate keys")  # the whole-file reader names them
         if progress:
             progress(sum(c.rows for s, c in zip(slots, chunks, strict=True) if isinstance(s, Future)))
-        spool.publish(store, memo, chunks)  # only now, once the whole table is valid
+        staging.publish()
+        for memo_key, index in memos:  # memos last: they may only name stored chunks
+            memo.memo_put(memo_key, chunks[index].id, "csvchunk")
     finally:
-        spool.cleanup()
+        staging.discard()
     columns = tuple(Column(name=n, type=str(t)) for n, t in job.types.items())
     classes = {k: int(v) for k, v in sorted(labels.classes.items())} if labels else None
     return Ingested(columns, tuple(chunks), sum(c.rows for c in chunks), parsed, classes)
@@ -213,7 +220,7 @@ def _reuse(
     old_keys.append(hashes)
     if labels is not None:
         labels.check_keys(hashes)
-        labels.classes.update(labels.count(patches.read_chunk(store, chunk, [labels.label])))
+        labels.add(labels.count(patches.read_chunk(store, chunk, [labels.label])))
 
 
 def _bound(slots: list[Chunk | Future]) -> None:
@@ -236,37 +243,6 @@ def _has_duplicates(chunks: list[Chunk], new: list[np.ndarray], old: list[np.nda
     reused = np.concatenate(old)
     at = np.clip(np.searchsorted(fresh, reused), 0, len(fresh) - 1)
     return bool((fresh[at] == reused).any())
-
-
-class _Spool:
-    """New objects wait in a local temp folder until the whole table has been
-    read and checked, so a file rejected halfway leaves the store untouched."""
-
-    def __init__(self) -> None:
-        self.dir = tempfile.TemporaryDirectory(prefix="lepton-ingest-")
-        self.paths: dict[str, str] = {}
-        self.memos: list[tuple[str, int]] = []  # (memo key, index of the chunk it names)
-        self.lock = threading.Lock()
-
-    def put(self, data: bytes) -> str:
-        key = hashing.hash_bytes(data)
-        with self.lock:
-            if key in self.paths:
-                return key
-            path = os.path.join(self.dir.name, key.split(":")[1])
-            with open(path, "wb") as f:
-                f.write(data)
-            self.paths[key] = path
-        return key
-
-    def publish(self, store: ObjectStore, memo: Memo, chunks: list[Chunk]) -> None:
-        for path in self.paths.values():
-            store.put_file(path)
-        for memo_key, index in self.memos:  # memos last: they may only name stored chunks
-            memo.memo_put(memo_key, chunks[index].id, "csvchunk")
-
-    def cleanup(self) -> None:
-        self.dir.cleanup()
 
 
 def _names(header: bytes, sep: str) -> list[str]:
@@ -334,7 +310,7 @@ def _parse_chunk(job: _Job, raw: bytes) -> tuple[Chunk, np.ndarray | None]:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
             raise Fallback(str(e)) from e
     if job.key is None:
-        return Chunk(id=job.spool.put(parquet_bytes(table)), rows=table.num_rows), None
+        return Chunk(id=job.staging.put(parquet_bytes(table)), rows=table.num_rows), None
     col = table.column(job.key)
     if col.null_count:
         raise Fallback("empty key")
@@ -342,13 +318,12 @@ def _parse_chunk(job: _Job, raw: bytes) -> tuple[Chunk, np.ndarray | None]:
     if job.labels is not None:
         job.labels.check_keys(hashes)
         counts = job.labels.count(table)
-    keys_id = job.spool.put(hashes.tobytes())
+    keys_id = job.staging.put(hashes.tobytes())
     chunk = _as_patch(job, table, keys_id)
     if chunk is None:
-        chunk = Chunk(id=job.spool.put(parquet_bytes(table)), rows=table.num_rows, keys=keys_id)
+        chunk = Chunk(id=job.staging.put(parquet_bytes(table)), rows=table.num_rows, keys=keys_id)
     if job.labels is not None:
-        with job.spool.lock:
-            job.labels.classes.update(counts)
+        job.labels.add(counts)
     return chunk, hashes
 
 
@@ -364,7 +339,7 @@ def _as_patch(job: _Job, table: pa.Table, keys_id: str) -> Chunk | None:
         return None
     if not len(changed):
         return candidate  # the same rows, written differently (e.g. 1.0 and 1.00)
-    patch_id = job.spool.put(parquet_bytes(patches.patch_rows(table, changed)))
+    patch_id = job.staging.put(parquet_bytes(patches.patch_rows(table, changed)))
     return Chunk(id=patch_id, rows=table.num_rows, keys=keys_id, base=candidate)
 
 

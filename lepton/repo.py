@@ -210,17 +210,20 @@ class Repo:
         manifest = self.load(latest.id)
         return manifest if isinstance(manifest, TreeDataset) else None
 
-    def status(self, name: str, source: str | os.PathLike[str]) -> trees.Status:
-        """What changed in ``source`` since the latest version of ``name``: files
-        added, removed and modified (a folder), or whether the file changed (a
-        table). Files whose stat is as the state cache recorded are not read."""
-        self._check_kind(name, "dataset")
+    def status(self, name: str, source: str | os.PathLike[str], kind: str = "dataset") -> trees.Status:
+        """What changed in ``source`` since the latest version of ``name`` (a
+        dataset, or with ``kind="labelset"`` a labelset): files added, removed
+        and modified (a folder), or whether the file changed (a table). Files
+        whose stat is as the state cache recorded are not read."""
+        self._check_kind(name, kind)
         url = os.fspath(source)
         loc, path = self._source(url)
         if not loc.fs.exists(path):
             raise NotFound(f"{url}: no such file or folder")
         latest = self.registry.latest(name) if self.registry.has_name(name) else None
         manifest = self.load(latest.id) if latest else None
+        if kind == "labelset" and loc.fs.isdir(path):
+            raise InvalidInput(f"{url}: is a folder; a labelset's source is one table file")
         if loc.fs.isdir(path):
             if latest is not None and not isinstance(manifest, TreeDataset):
                 raise InvalidInput(f"{latest.ref} is a table and {url} is a folder")

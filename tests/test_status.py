@@ -99,6 +99,43 @@ def test_status_of_a_table_file(repo, tmp_path):
     assert (st.added, st.removed, st.modified) == ([], [], [])
 
 
+def test_status_of_a_labels_file(repo, tmp_path):
+    data, labels = tmp_path / "d.csv", tmp_path / "labels.csv"
+    pd.DataFrame({"id": range(40), "x": range(40)}).to_csv(data, index=False)
+    frame = pd.DataFrame({"id": range(40), "y": ["a", "b"] * 20})
+    frame.to_csv(labels, index=False)
+    os.utime(labels, (time.time() - 60, time.time() - 60))
+    repo.snapshot_data("d", data, key="id")
+    repo.snapshot_labels("lab", labels, dataset="d", key="id", label="y")
+    st = repo.status("lab", labels, kind="labelset")
+    assert (st.layout, st.base, st.changed, st.read) == ("table", "lab@v1", False, 0)
+    frame.loc[3, "y"] = "c"
+    frame.to_csv(labels, index=False)
+    assert repo.status("lab", labels, kind="labelset").changed is True
+    with pytest.raises(InvalidInput, match="already a labelset"):
+        repo.status("lab", labels)
+    with pytest.raises(InvalidInput, match="a labelset's source is one table file"):
+        repo.status("lab", tmp_path, kind="labelset")
+
+
+def test_cli_labels_status(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for var in [v for v in os.environ if v.startswith("LEPTON_")]:
+        monkeypatch.delenv(var)
+    pd.DataFrame({"id": range(10), "x": range(10)}).to_csv("d.csv", index=False)
+    pd.DataFrame({"id": range(10), "y": list("ab") * 5}).to_csv("l.csv", index=False)
+    assert main(["init"]) == 0
+    assert main(["data", "snapshot", "d", "d.csv", "--key", "id"]) == 0
+    assert main(["labels", "snapshot", "l", "l.csv", "--dataset", "d", "--key", "id", "--label", "y"]) == 0
+    capsys.readouterr()
+    assert main(["labels", "status", "l", "l.csv", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert (got["changed"], got["base"]) == (False, "l@v1")
+    Path("l.csv").write_text("id,y\n" + "".join(f"{i},c\n" for i in range(10)))
+    assert main(["labels", "status", "l", "l.csv"]) == 0
+    assert "l.csv vs l@v1: changed" in capsys.readouterr().out
+
+
 def test_status_of_a_table_without_a_recorded_source(repo, tmp_path):
     repo.snapshot_data("frame", pd.DataFrame({"id": [1, 2], "y": [3, 4]}))
     csv = tmp_path / "f.csv"

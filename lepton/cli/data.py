@@ -157,3 +157,19 @@ def labels_log(name: str, as_json: Json = False) -> None:
 def labels_diff(ref_a: str, ref_b: str, as_json: Json = False) -> None:
     """Samples whose label changed (from what to what), added and removed."""
     _diff(ref_a, ref_b, as_json)
+
+
+@labels_app.command("status")
+def labels_status(
+    name: Annotated[str, typer.Argument(help="Labelset name.")],
+    source: Annotated[str, typer.Argument(help="Label table file to compare; local or s3://.")],
+    as_json: Json = False,
+) -> None:
+    """Whether SOURCE changed since the latest version of labelset NAME (an
+    unchanged file, by size, times and inode, is not read)."""
+    with repo_from_cwd() as repo:
+        st = repo.status(name, source, kind="labelset")
+    if as_json:
+        print_json(st)
+    else:
+        _print_status(st)

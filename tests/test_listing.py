@@ -77,6 +77,7 @@ def test_full_and_delta_listings_round_trip():
     chain = (base, hashing.hash_bytes(delta))
     blobs = dict(zip(chain, (full, delta), strict=True))
     assert listing.resolve(chain, blobs.__getitem__, "t") == tuple(after)
+    assert listing.decode(listing.encode([], 0), "e").rows == ()
 
 
 def test_a_delta_costs_about_what_changed():

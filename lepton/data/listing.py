@@ -11,25 +11,30 @@ files keep the parent's chain (or inline list) as it is, so snapshotting an
 unchanged folder still yields the same id. Smaller trees keep their entries
 inline in the manifest's JSON, as every tree did before (both forms load).
 
-Why this over the alternatives, measured on the S4 benchmark (20,000 files
+Why this over the alternatives, on the S4 benchmark's shape (20,000 files
 of ~50 KB, 1% rewritten and 1% added per version): inline JSON costs ~140
-bytes a file per version (~3 MB); one full binary listing per version ~45
-bytes a file (~0.9 MB); a delta ~45 bytes per changed file (~20 KB), with
-one full listing per MAX_CHAIN versions. Content-defined chunks of the list
-(a prolly tree) would keep ids free of history, but scattered edits touch
-most chunks. The cost of deltas: the id follows the chain, so the same files
-reached by another history get another id (as patched table chunks do).
+bytes a file in every version (~2.8 MB); a full binary listing ~52 bytes a
+file (~1 MB), 32 of them the incompressible digest; a delta ~55 bytes per
+changed file (~22 KB for 2%), plus one full listing per MAX_CHAIN versions.
+Content-defined chunks of the list (a prolly tree) would keep ids free of
+history, but scattered edits touch most chunks. The cost of deltas: the id
+follows the chain, so the same files reached by another history get
+another id (as patched table chunks do). A chain is named whole by the
+manifest, so its objects are fetched at once and gc sees them unread.
 
-Format (version 1): b"LPTL", format byte, kind byte (0 full, 1 delta), for
-a delta the raw 32-byte blake3 digest of the listing it applies to, then
-varints: the tree's file count once applied, the row count; then rows in
-strictly increasing path order, each: bytes shared with the previous
-path's UTF-8, the rest's length and bytes, a tag (0 removed, 1 file,
-2 chunked file), then for a file its size (varint) and 32-byte digest, and
-for a chunked file the chunk count and 32 bytes per chunk. The bytes are
-defined here, not by a compressor's version, so the same listing always
-hashes the same. Every object is verified on read (the store checks its
-hash); its structure is checked here, and errors name the object.
+Format (version 1): b"LPTL", a format byte, a kind byte (0 full, 1 delta);
+a delta then has the raw 32-byte blake3 digest of the listing it applies
+to; varints: the tree's file count once applied, the row count n. Then
+columns over the rows, which are in strictly increasing path order: n tags
+(a byte: 0 removed, 1 file, 2 chunked file); n shared-prefix lengths and n
+suffix lengths (little-endian u16, over the paths' UTF-8, each path coded
+against the one before it); the suffixes; for the m rows that are files,
+m sizes (u64) and m 32-byte digests; for the c chunked ones, c chunk
+counts (u32) and 32 bytes per chunk. The bytes are defined here, not by a
+compressor's version, so the same listing always hashes the same. Every
+object is verified on read (the store checks its hash); its structure is
+checked here (bounds, order, links, counts; entries validated), and errors
+name the object.
 """
 
 from __future__ import annotations
@@ -123,7 +128,7 @@ def encode(rows: Sequence[FileEntry | str], files: int, base: str | None = None)
     """A listing object's bytes; ``rows`` sorted by path, str rows (removed
     paths) only in a delta (``base`` given)."""
     paths = [_path(r).encode() for r in rows]
-    shared = [0, *map(_shared, paths, paths[1:])]
+    shared = [0, *map(_shared, paths, paths[1:])] if paths else []
     entries = [r for r in rows if not isinstance(r, str)]
     if base is None and len(entries) != len(rows):
         raise ValueError("a full listing removes nothing")

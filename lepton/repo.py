@@ -26,13 +26,14 @@ from lepton.data import diff as _diff
 from lepton.data import fileingest, sources, statecache, trees
 from lepton.data import snapshot as _snap
 from lepton.data.statecache import StateCache, default_path
-from lepton.errors import InvalidInput, LeptonError, NotFound
+from lepton.errors import IntegrityError, InvalidInput, LeptonError, NotFound
 from lepton.manifest import (
     Labelset,
     Manifest,
     TableDataset,
     TreeDataset,
     parse_manifest,
+    parse_stored,
     validate_name,
 )
 from lepton.registry import Registry, lineage, make_engine, migrate
@@ -355,10 +356,14 @@ class Repo:
         else:
             try:
                 keys = self.objects_of(self.resolve(ref).id)
-            except LeptonError as e:  # a corrupt manifest is itself a finding
-                if "corrupt" not in str(e):
+            except (NotFound, IntegrityError) as e:  # a missing or corrupt object is itself a finding
+                if isinstance(e, IntegrityError) and "corrupt" not in str(e):
                     raise
-                keys = [self.resolve(ref).id]
+                id = self.resolve(ref).id
+                try:  # the manifest as stored names its listing objects without reading them
+                    keys = [id, *parse_stored(self.store.read_bytes(id), id).objects()]
+                except LeptonError:
+                    keys = [id]
         return verify_objects(self.store, keys, progress)
 
     def rebuild_registry(self) -> dict[str, int]:

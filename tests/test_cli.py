@@ -182,7 +182,8 @@ def test_quickstart_script_runs(tmp_path):  # type: ignore[no-untyped-def]
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "relabeled: 2" in proc.stdout
-    assert "ok: 6 object(s) verified" in proc.stdout
+    # features: manifest + chunk; labels v1: manifest + chunk + key sidecar; v2: manifest + patch
+    assert "ok: 7 object(s) verified" in proc.stdout
 
 
 @pytest.mark.slow

@@ -289,3 +289,5 @@ def test_verify_and_registry_rebuild_reach_the_listings(repo, tmp_path, small_li
     repo.store.fs.pipe_file(repo.store.path_of(bad), b"not a listing")
     whole = repo.verify()
     assert [(f.key, f.problem) for f in whole.findings] == [(bad, "corrupt")]
+    by_ref = repo.verify("t@v2")  # the listing is one of the version's objects: now quarantined
+    assert [(f.key, f.problem) for f in by_ref.findings] == [(bad, "missing")]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -186,14 +186,23 @@ def canonical_json(obj: Any) -> bytes:
 
 
 def _manifest_type(doc: dict[str, Any]) -> type[Manifest]:
-    from lepton.model_manifest import MODEL_MANIFEST_TYPES  # defined over this module
-
     kind, layout = doc.get("kind"), doc.get("layout")
-    for cls in (*MANIFEST_TYPES, *MODEL_MANIFEST_TYPES):
+    found = _match(MANIFEST_TYPES, kind, layout)
+    if found is None:  # model kinds: a module of its own, imported only when one is read
+        from lepton.model_manifest import MODEL_MANIFEST_TYPES  # defined over this module
+
+        found = _match(MODEL_MANIFEST_TYPES, kind, layout)
+    if found is None:
+        raise IntegrityError(f"unknown manifest kind {kind!r} (layout {layout!r})")
+    return found
+
+
+def _match(types: Iterable[type[Manifest]], kind: object, layout: object) -> type[Manifest] | None:
+    for cls in types:
         fields = cls.model_fields
         if fields["kind"].default == kind and ("layout" not in fields or fields["layout"].default == layout):
             return cls
-    raise IntegrityError(f"unknown manifest kind {kind!r} (layout {layout!r})")
+    return None
 
 
 def parse_manifest(

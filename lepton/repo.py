@@ -16,15 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from lepton.config import Settings, find_config, load_settings, write_config
-from lepton.data import checkout as _checkout
-from lepton.data import diff as _diff
-from lepton.data import fileingest, sources, statecache, trees
-from lepton.data import snapshot as _snap
+from lepton.data import statecache, trees
 from lepton.data.statecache import StateCache, default_path
 from lepton.errors import IntegrityError, InvalidInput, LeptonError, NotFound
 from lepton.manifest import (
@@ -39,11 +34,24 @@ from lepton.manifest import (
 from lepton.registry import Registry, lineage, make_engine, migrate
 from lepton.registry.entities import AliasMove, ArtifactVersion, Lineage
 from lepton.registry.memo import RegistryMemo
-from lepton.registry.rebuild import rebuild as _rebuild
 from lepton.store import ObjectStore, open_location
 from lepton.verify import VerifyReport, verify_objects
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Table readers and writers (pandas, pyarrow) are imported by the methods
+# that use them, so commands that never touch a table (status of a folder,
+# log, show, lineage) start fast.
 Progress = Callable[[int], None]
+
+
+def _is_frame(source: object) -> bool:
+    """A pandas DataFrame (pandas is imported already if it is one)."""
+    import sys
+
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(source, pandas.DataFrame)
 
 
 @dataclass(frozen=True)
@@ -155,7 +163,10 @@ class Repo:
     ) -> Snapshot:
         """Snapshot a table (file or DataFrame) or a folder as a new version of ``name``."""
         self._check_kind(name, "dataset")
-        if isinstance(source, pd.DataFrame):
+        if _is_frame(source):
+            from lepton.data import snapshot as _snap
+            from lepton.data import sources
+
             table = sources.from_frame(source)
             previous = self._latest_table(name)
             manifest: Manifest = _snap.snapshot_table(
@@ -180,6 +191,9 @@ class Repo:
         """CSV/TSV go through the streaming, memoised ingest; anything it cannot
         take (and every other format) through the whole-file reader, whose
         errors name the line."""
+        from lepton.data import fileingest, sources
+        from lepton.data import snapshot as _snap
+
         previous = self._latest_table(name)
         sep = fileingest.streamable(loc, path, url)
         if sep is not None:
@@ -251,9 +265,12 @@ class Repo:
         target = self.resolve(dataset)
         if target.kind != "dataset":
             raise InvalidInput(f"{dataset} is a {target.kind}, not a dataset")
+        from lepton.data import fileingest, sources
+        from lepton.data import snapshot as _snap
+
         dataset_manifest = self.load(target.id)
         previous = self._latest_table(name)
-        if isinstance(source, pd.DataFrame):
+        if _is_frame(source):
             table, meta = sources.from_frame(source), {"source": "<DataFrame>"}
         else:
             url = os.fspath(source)
@@ -314,10 +331,14 @@ class Repo:
 
     def diff(self, ref_a: str, ref_b: str):  # type: ignore[no-untyped-def]
         a, b = self.resolve(ref_a), self.resolve(ref_b)
+        from lepton.data import diff as _diff
+
         return _diff.diff(self.store, self.load(a.id), self.load(b.id), a.id, b.id)
 
     def checkout(self, ref: str, dest: str | os.PathLike[str], progress: Progress | None = None) -> Path:
         art = self.resolve(ref)
+        from lepton.data import checkout as _checkout
+
         return _checkout.checkout(self.store, self.load(art.id), Path(dest), progress)
 
     def read_table(self, ref: str) -> pd.DataFrame:
@@ -367,6 +388,8 @@ class Repo:
         return verify_objects(self.store, keys, progress)
 
     def rebuild_registry(self) -> dict[str, int]:
+        from lepton.registry.rebuild import rebuild as _rebuild
+
         return _rebuild(self.registry, self.store.iter_records("registry"), self.load)
 
 

@@ -22,16 +22,29 @@ from lepton.repo import open_repo
 from tasks import steps
 from tasks.common import Job, publish, short
 
+# A version ref: NAME, NAME@vN, NAME@ALIAS, or an id (blake3:HEX, 6+ digits).
+REF_PATTERN = r"^([A-Za-z0-9][A-Za-z0-9._-]{0,127}(@[A-Za-z0-9._-]{1,128})?|blake3:[0-9a-f]{6,64})$"
+
 
 class RetrainParams(BaseModel):
     """Parameters of a retraining run (the Prefect UI shows them as a form)."""
 
     model_config = ConfigDict(extra="forbid")
-    config: str = Field(
-        "project.toml", description="project config (TOML); relative to the repo folder"
-    )
+    config: str = Field("project.toml", description="project config (TOML); relative to the repo folder")
     repo: str = Field(".", description="folder holding lepton.toml (store and registry URLs)")
     reuse: bool = Field(True, description="reuse unchanged steps (False recomputes everything)")
+    dataset: str | None = Field(
+        None,
+        description="train on this dataset version (e.g. digits-features@v3, or an id) instead of "
+        "snapshotting the config's data source; a data-arrival trigger fills it in",
+        pattern=REF_PATTERN,
+    )
+    labels: str | None = Field(
+        None,
+        description="train on this labelset version (it must label the dataset used); "
+        "empty: snapshot the config's label source",
+        pattern=REF_PATTERN,
+    )
 
 
 def _flow_run_id() -> str | None:
@@ -57,6 +70,8 @@ def retrain(params: RetrainParams | None = None) -> dict[str, Any]:
         config_key=config_key,
         config_root=str(config_path.parent),
         reuse=params.reuse,
+        dataset=params.dataset,
+        labels=params.labels,
     )
     try:
         summary = _run(job, project.candidates, execution)
@@ -93,10 +108,7 @@ def _run(job: Job, candidates: Any, execution: str) -> dict[str, Any]:
         "labelset": data["labelset"],
         "evalset": evalset,
         "specs": comps["specs"],
-        "models": [
-            {"candidate": m["candidate"], "model": m["model"], "stages": m["stages"]}
-            for m in models
-        ],
+        "models": [{"candidate": m["candidate"], "model": m["model"], "stages": m["stages"]} for m in models],
         "evaluations": evaluated,
         "decision": decision["decision"],
         "deployment": deployed.get("deployment"),

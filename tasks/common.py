@@ -32,6 +32,8 @@ class Job(BaseModel):
     config_root: str = Field(..., description="folder that relative sources resolve against")
     run_id: str | None = None
     reuse: bool = True
+    dataset: str | None = Field(None, description="pinned dataset version (else the config's source)")
+    labels: str | None = Field(None, description="pinned labelset version (else the config's source)")
 
 
 @contextlib.contextmanager

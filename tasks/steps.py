@@ -14,7 +14,7 @@ from tasks.common import TASK_OPTIONS, Job, context, ids_cache_key, publish, sho
 def snapshot_data(job: Job) -> dict[str, Any]:
     with context(job) as ctx, timed() as clock:
         prepare.preflight(ctx)
-        out = prepare.snapshot_data(ctx)
+        out = prepare.snapshot_data(ctx, job.dataset, job.labels)
     out["work_s"] = clock()
     publish(
         "snapshot-data",
@@ -59,9 +59,7 @@ def train(
         }
         for s in out["stages"]
     ]
-    publish(
-        f"train-{candidate}", f"### {candidate}: {out['model_ref']} `{short(out['model'])}`", rows
-    )
+    publish(f"train-{candidate}", f"### {candidate}: {out['model_ref']} `{short(out['model'])}`", rows)
     return out
 
 
@@ -101,9 +99,7 @@ def select(job: Job, evaluated: list[dict[str, Any]], evalset: str) -> dict[str,
                 "candidate": c.name,
                 "primary": round(c.primary, 4),
                 "eligible": c.eligible,
-                "constraints": "; ".join(
-                    f"{r.metric} {r.value:.3g} {r.op} {r.limit}" for r in c.constraints
-                ),
+                "constraints": "; ".join(f"{r.metric} {r.value:.3g} {r.op} {r.limit}" for r in c.constraints),
             }
             for c in decision.candidates  # type: ignore[attr-defined]
         ]

@@ -141,3 +141,10 @@ def test_staged_objects_are_published_or_removed_never_left_in_tmp(repo, tmp_pat
         repo.snapshot_data("t", tmp_path / "t.csv", key="id")
     assert _stored(repo) == before
     assert not [e for e in sweep.list_tmp(repo.store) if "stage-" in e.name]
+
+
+def test_a_new_version_keyed_by_another_column_is_stored_whole(repo):  # type: ignore[no-untyped-def]
+    repo.snapshot_data("k", pd.DataFrame({"a": range(3000), "x": 1.0}), key="a")
+    second = repo.snapshot_data("k", pd.DataFrame({"b": range(3000), "x": 1.0}), key="b")
+    assert second.created and all(c.base is None for c in second.manifest.chunks)
+    assert list(repo.read_table("k@v2").columns) == ["b", "x"]

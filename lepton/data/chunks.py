@@ -167,6 +167,8 @@ class _Earlier:
             self.by_keys = {}
             for c in self.chunks:
                 rows = patches.read_chunk(self.store, c)
+                if self.key not in rows.column_names:  # the previous version had other columns
+                    continue
                 self.by_keys[_key_sequence(rows, self.key)] = (c, rows, row_hashes(rows.to_pandas(), None))
         return self.by_keys
 

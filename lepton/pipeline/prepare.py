@@ -24,25 +24,58 @@ def preflight(ctx: Context) -> None:
             types.get(cfg.type, where).from_config(cfg.params, where)
 
 
-def snapshot_data(ctx: Context) -> dict[str, Any]:
-    """Snapshot the data and the labels; unchanged sources reuse their versions."""
+def snapshot_data(ctx: Context, dataset: str | None = None, labels: str | None = None) -> dict[str, Any]:
+    """Snapshot the data and the labels; unchanged sources reuse their versions.
+
+    ``dataset`` pins a version already snapshotted (a ref such as
+    ``digits-features@v3``, or an id: what a data-arrival event carries)
+    instead of snapshotting the config's source; ``labels`` likewise pins the
+    labels, which must point at that dataset. Labels not pinned are
+    snapshotted from their source against the dataset used."""
     p = ctx.project
-    data = ctx.repo.snapshot_data(p.data.name, ctx.source(p.data.source), key=p.data.key)
-    labels = ctx.repo.snapshot_labels(
-        p.labels.name,
-        ctx.source(p.labels.source),
-        dataset=data.version.ref,
-        key=p.labels.key,
-        label=p.labels.label,
-    )
+    if dataset is not None:
+        data_version, data_new = _pinned(ctx, dataset, p.data.name, "dataset", "data.name"), False
+    else:
+        snap = ctx.repo.snapshot_data(p.data.name, ctx.source(p.data.source), key=p.data.key)
+        data_version, data_new = snap.version, snap.created
+    if labels is not None:
+        label_version, labels_new = _pinned(ctx, labels, p.labels.name, "labelset", "labels.name"), False
+        parents = {x.id for x in ctx.manifest(label_version.id).parents if x.role == "dataset"}
+        if data_version.id not in parents:
+            raise InvalidInput(
+                f"labels {label_version.ref} do not label dataset {data_version.ref}; "
+                "pin labels snapshotted against it, or leave labels unpinned"
+            )
+    else:
+        snap = ctx.repo.snapshot_labels(
+            p.labels.name,
+            ctx.source(p.labels.source),
+            dataset=data_version.ref,
+            key=p.labels.key,
+            label=p.labels.label,
+        )
+        label_version, labels_new = snap.version, snap.created
     return {
-        "dataset": data.version.id,
-        "dataset_ref": data.version.ref,
-        "dataset_new": data.created,
-        "labelset": labels.version.id,
-        "labelset_ref": labels.version.ref,
-        "labelset_new": labels.created,
+        "dataset": data_version.id,
+        "dataset_ref": data_version.ref,
+        "dataset_new": data_new,
+        "labelset": label_version.id,
+        "labelset_ref": label_version.ref,
+        "labelset_new": labels_new,
     }
+
+
+def _pinned(ctx: Context, ref: str, name: str, kind: str, field: str):  # type: ignore[no-untyped-def]
+    """A pinned version: it must exist, be of ``kind`` and carry the config's name."""
+    try:
+        version = ctx.repo.resolve(ref)
+    except NotFound as e:
+        raise NotFound(f"pinned {kind} {ref!r}: {e}") from e
+    if version.kind != kind or version.name != name:
+        raise InvalidInput(
+            f"pinned {kind} {ref!r} is {version.kind} {version.ref}; the project's {field} is {name!r}"
+        )
+    return version
 
 
 def _tables(ctx: Context, dataset_id: str, labelset_id: str) -> tuple[TableDataset, Labelset]:

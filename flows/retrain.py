@@ -157,6 +157,12 @@ def _run(job: Job, candidates: Any, execution: str) -> dict[str, Any]:
     return summary
 
 
+def run_pinned(config: str, repo: str, dataset: str) -> dict[str, Any]:
+    """A retraining run on one dataset version, in this process (`lepton watch
+    --retrain` on the embedded default, where no server trigger would start it)."""
+    return retrain(RetrainParams(config=config, repo=repo, dataset=dataset))
+
+
 if __name__ == "__main__":
     import sys
 

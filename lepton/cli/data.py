@@ -60,6 +60,20 @@ def data_snapshot(
     with repo_from_cwd() as repo, progress(f"snapshot {name}", unit="rows") as advance:
         snap = repo.snapshot_data(name, source, key=key, message=message, progress=advance)
     _report(snap)
+    announce(snap, source)
+
+
+def announce(snap: Snapshot, source: str) -> list[str]:
+    """Tell the installed event emitters about a new version (lepton.events)."""
+    if not snap.created:
+        return []
+    from lepton import events
+
+    v = snap.version
+    delivered = events.emit(events.snapshotted(v.kind, v.ref, v.id, v.name, source, snap.created))
+    if delivered:
+        out.print(f"announced {v.ref} to: {', '.join(delivered)}")
+    return delivered
 
 
 @data_app.command("log")
@@ -144,6 +158,7 @@ def labels_snapshot(
             name, source, dataset=dataset, key=key, label=label, message=message, progress=advance
         )
     _report(snap)
+    announce(snap, source)
 
 
 @labels_app.command("log")

@@ -15,6 +15,7 @@ from lepton.cli.data import data_app, labels_app
 from lepton.cli.maintenance import gc
 from lepton.cli.models import models_app, runs_app
 from lepton.cli.output import err, out, print_json, progress
+from lepton.cli.watch import watch
 from lepton.errors import LeptonError
 
 # The command modules import the registry, the store and the table readers
@@ -41,6 +42,7 @@ app.command("replay")(pipeline.replay)
 app.command("deploy")(pipeline.deploy)
 app.command("rollback")(pipeline.rollback_cmd)
 app.command("gc")(gc)
+app.command("watch")(watch)
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 

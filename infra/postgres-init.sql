@@ -1,0 +1,3 @@
+-- Two databases on one PostgreSQL: Prefect's own, and Lepton's registry.
+CREATE DATABASE prefect;
+CREATE DATABASE lepton;

@@ -10,6 +10,8 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lepton.data import ingest, linecuts
 from lepton.errors import InvalidInput
@@ -87,3 +89,47 @@ def test_quoted_newlines_fall_back_to_the_whole_file_reader(repo, tmp_path):  # 
     frame.to_csv(tmp_path / "q.csv", index=False)
     snap = repo.snapshot_data("q", tmp_path / "q.csv", key="id")
     pd.testing.assert_frame_equal(repo.read_table(snap.version.ref), frame)
+
+
+_edit = st.tuples(st.sampled_from(["insert", "delete", "edit"]), st.floats(0, 1), st.integers(1, 40))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    ops=st.lists(_edit, max_size=6), block=st.sampled_from([4096, 50_000, 131_101]), seed=st.integers(0, 99)
+)
+def test_line_chunks_reassemble_exactly_after_random_edits(monkeypatch, ops, block, seed):  # type: ignore[no-untyped-def]
+    """Small FastCDC sizes so that a few thousand lines make many chunks."""
+    monkeypatch.setattr(linecuts, "AVG_BYTES", 2048)
+    monkeypatch.setattr(linecuts, "MIN_BYTES", 512)
+    monkeypatch.setattr(linecuts, "CDC_MAX", 8192)
+    monkeypatch.setattr(linecuts, "MAX_BYTES", 16384)
+    lines = _lines(3000, seed)
+    rnd = random.Random(seed)
+    for op, where, n in ops:
+        at = int(where * len(lines))
+        if op == "insert":
+            lines[at:at] = [f"{rnd.random():.6f},x,{i}\n".encode() for i in range(n)]
+        elif op == "delete":
+            del lines[at : at + n]
+        else:
+            for i in range(at, min(at + n, len(lines))):
+                lines[i] = lines[i].replace(b"0", b"7")
+    body = b"".join(lines)
+    if not body:
+        return
+    chunks = _cut(body, block, monkeypatch)
+    assert b"".join(chunks) == body
+    assert all(c.endswith(b"\n") and len(c) <= 16384 for c in chunks)
+    assert all(len(c) >= 512 for c in chunks[:-1])
+    assert chunks == _cut(body, 1 << 20, monkeypatch), "cuts depend on the read size"
+
+
+def test_a_line_longer_than_the_read_ahead_goes_to_the_whole_file_reader(repo, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(linecuts, "BLOCK", 1 << 20)  # the file is read in pieces, as a large one is
+    big = "y" * (linecuts.MAX_BYTES + (2 << 20))
+    frame = pd.DataFrame({"id": [1, 2, 3], "text": ["a", big, "c"]})
+    frame.to_csv(tmp_path / "long.csv", index=False)
+    snap = repo.snapshot_data("long", tmp_path / "long.csv", key="id")
+    assert all(c.keys is None for c in snap.manifest.chunks)  # not the streaming path (it keeps key sidecars)
+    pd.testing.assert_frame_equal(repo.read_table("long"), frame)

@@ -1,10 +1,18 @@
 """Line-aligned, content-defined cuts of delimited text.
 
-A line ends a chunk when a hash of its own bytes falls under a probability
-proportional to its length (so chunks average TARGET_BYTES whatever the
-line length), subject to a minimum and maximum size. Equal runs of lines
-therefore give equal chunks in every version of the file, and the cut
-points never depend on where a read block began.
+From the start of each chunk (always the start of a line), FastCDC (the
+C implementation in pyfastcdc, gear hash, 2020 normalisation) finds the
+next content-defined boundary; the chunk ends at the first line end at or
+after it. Boundaries depend only on the bytes from the chunk's own start,
+so equal runs of lines give equal chunks in every version of the file, an
+insertion or edit moves only the boundaries near it, and the cuts never
+depend on where a read block began.
+
+Measured on this 2-core machine (200 MB of the benchmark's CSV): 0.12 s,
+against 0.76 s for the earlier numpy cutter that hashed every line.
+Chunks average about 1 MiB (FastCDC's mean is AVG + MIN); a chunk is at
+least MIN_BYTES (the last one excepted) and at most MAX_BYTES unless a
+single line is longer.
 """
 
 from __future__ import annotations
@@ -12,13 +20,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import BinaryIO
 
-import numpy as np
+from pyfastcdc.cy import FastCDC
 
-TARGET_BYTES = 1 << 20
-MIN_BYTES = 1 << 18
-MAX_BYTES = 8 << 20
-BLOCK = 16 << 20
-_MULT = np.uint64(0x9E3779B97F4A7C15)
+AVG_BYTES, MIN_BYTES, CDC_MAX = 768 << 10, 256 << 10, 4 << 20
+MAX_BYTES = 8 << 20  # CDC_MAX plus room to reach the end of the line
+TARGET_BYTES = AVG_BYTES + MIN_BYTES
+BLOCK = 64 << 20  # read size: the carried-over tail (< MAX_BYTES) is copied once per block
 
 
 class Fallback(Exception):  # noqa: N818 - a signal, not an error the user sees
@@ -30,72 +37,37 @@ def line_chunks(stream: BinaryIO) -> Iterator[tuple[bytes, bytes]]:
     header = stream.readline()
     if not header.strip():
         raise Fallback("no header line")
-    carry = b""
+    cdc = FastCDC(avg_size=AVG_BYTES, min_size=MIN_BYTES, max_size=CDC_MAX)
+    data, pos, eof = b"", 0, False
     while True:
-        block = stream.read(BLOCK)
-        data = carry + block
-        if not block:
-            if data:
-                yield header, data if data.endswith(b"\n") else data + b"\n"
+        if not eof and len(data) - pos < MAX_BYTES:  # keep a whole maximal chunk in view
+            block = stream.read(BLOCK)
+            eof = not block
+            data, pos = data[pos:] + block, 0
+            continue
+        if pos >= len(data):
             return
-        cuts = _cuts(data)
-        start = 0
-        for end in cuts:
-            yield header, data[start:end]
-            start = end
-        carry = data[start:]
+        end = _cut(cdc, data, pos, eof)
+        chunk = data[pos:end]
+        yield header, chunk if chunk.endswith(b"\n") else chunk + b"\n"
+        pos = end
 
 
-def _cuts(data: bytes) -> list[int]:
-    """Chunk ends (exclusive offsets) within ``data``, which starts at a chunk
-    boundary; what follows the last cut is carried into the next read."""
-    arr = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(arr == 10) + 1  # offsets just after each newline
-    if not len(ends):
-        return []
-    starts = np.concatenate(([0], ends[:-1]))
-    lengths = (ends - starts).astype(np.uint64)
-    h = _tail_hash(arr, ends, lengths)
-    threshold = (lengths << np.uint64(32)) // np.uint64(TARGET_BYTES)
-    candidates = ends[(h & np.uint64(0xFFFFFFFF)) < threshold].tolist()
-    cuts: list[int] = []
-    base = 0  # offset of the current chunk's start
-    for end in candidates:
-        while end - base > MAX_BYTES:
-            forced = _next_newline(ends, base + MAX_BYTES)
-            if forced is None or forced >= end:
-                break
-            cuts.append(forced)
-            base = forced
-        if end - base >= MIN_BYTES:
-            cuts.append(end)
-            base = end
-    return cuts
-
-
-def _tail_hash(arr: np.ndarray, ends: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of the (up to) 16 bytes before each newline, taken from
-    the line itself only, so the value never depends on where a read block
-    began; two unaligned 8-byte reads per line."""
-    padded = np.concatenate((np.zeros(16, np.uint8), arr))
-    windows = np.lib.stride_tricks.sliding_window_view(padded, 8)
-    last = windows[ends + 7].copy().view("<u8").ravel()  # bytes [e-9, e-1)
-    prev = windows[ends - 1].copy().view("<u8").ravel()  # bytes [e-17, e-9)
-    body = lengths.astype(np.int64) - 1  # bytes before the newline
-    last &= _keep_top(np.clip(body, 0, 8))
-    prev &= _keep_top(np.clip(body - 8, 0, 8))
-    h = (last ^ (prev * _MULT)) * _MULT
-    h ^= h >> np.uint64(29)
-    return h * _MULT
-
-
-def _keep_top(valid: np.ndarray) -> np.ndarray:
-    """Masks keeping the ``valid`` most significant bytes of a uint64."""
-    shift = ((8 - valid) * 8).astype(np.uint64)
-    full = np.full(valid.shape, np.uint64(0xFFFFFFFFFFFFFFFF))
-    return np.where(valid == 0, np.uint64(0), full << np.minimum(shift, np.uint64(63)))
-
-
-def _next_newline(ends: np.ndarray, at: int) -> int | None:
-    i = int(np.searchsorted(ends, at))
-    return int(ends[i]) if i < len(ends) else None
+def _cut(cdc: FastCDC, data: bytes, pos: int, eof: bool) -> int:
+    """End (exclusive) of the chunk starting at ``pos``: FastCDC's boundary,
+    moved on to just after the next newline."""
+    # FastCDC decides within CDC_MAX bytes; a bounded view keeps pyfastcdc from copying the rest
+    first = next(iter(cdc.cut_buf(memoryview(data)[pos : pos + CDC_MAX])))
+    boundary = pos + first.length
+    if boundary >= len(data):
+        return len(data)  # the rest of the file (we hold MAX_BYTES ahead unless at its end)
+    newline = data.find(b"\n", boundary - 1)
+    if newline == -1:
+        if not eof:
+            raise Fallback("a line longer than the read-ahead")
+        return len(data)
+    end = newline + 1
+    if end - pos > MAX_BYTES:  # a very long line: end at the last line end within bounds, if any
+        back = data.rfind(b"\n", pos, pos + MAX_BYTES)
+        end = back + 1 if back >= pos else end
+    return end

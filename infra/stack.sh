@@ -73,6 +73,7 @@ if "lepton" not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
 EOF
 
   PREFECT_API_DATABASE_CONNECTION_URL="${PG_URL/postgresql:/postgresql+asyncpg:}/prefect" \
+  PREFECT_UI_API_URL="http://127.0.0.1:$PREFECT_PORT/api" PREFECT_SERVER_API_PORT="$PREFECT_PORT" \
     start prefect-server "$bin/prefect" server start --host 127.0.0.1 --port "$PREFECT_PORT"
   wait_http "http://127.0.0.1:$PREFECT_PORT/api/health" "Prefect server" 90
   "$bin/prefect" work-pool inspect lepton >/dev/null 2>&1 \

@@ -99,6 +99,8 @@ def stack(_moto_server, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no
     }
     server_env = env | {
         "PREFECT_API_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{db}",
+        "PREFECT_UI_API_URL": env["PREFECT_API_URL"],  # the UI's own calls (else port 4200)
+        "PREFECT_SERVER_API_PORT": str(port),
     }
     server_env.pop("PREFECT_API_URL")
     procs = [
@@ -237,3 +239,63 @@ def test_two_retraining_flows_at_once_lose_nothing(stack):  # type: ignore[no-un
         for v in versions[-2:]:
             lineage = repo.lineage(v.ref, "upstream")
             assert any(n.kind == "dataset" for n in lineage.nodes), v.ref
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; Playwright's own browser download stays off
+
+
+def test_the_prefect_ui_starts_a_run_from_the_form_and_shows_leptons_artifacts(stack):  # type: ignore[no-untyped-def]
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "install Debian's chromium (apt-get install chromium): tests/run.sh does"
+    ui = stack.env["PREFECT_API_URL"].removesuffix("/api")
+    shots = ROOT / "test-output"
+    shots.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            _run_from_the_ui(stack, page, ui, shots)
+        except Exception:
+            page.screenshot(path=str(shots / "prefect-ui-failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+
+
+def _run_from_the_ui(stack: Stack, page, ui: str, shots: Path) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{ui}/deployments", wait_until="networkidle")
+    nightly = page.get_by_role("link", name="nightly", exact=True)
+    nightly.wait_for(timeout=90_000)
+    page.goto(ui + nightly.get_attribute("href"))
+    page.get_by_role("button", name="Run", exact=True).click(timeout=60_000)
+    page.get_by_text("Custom run", exact=True).click(timeout=30_000)
+    page.wait_for_load_state("networkidle")
+    page.get_by_text("RetrainParams").first.wait_for(timeout=60_000)  # the pydantic model's typed form
+    page.get_by_text("a data-arrival trigger fills it in").first.wait_for(timeout=30_000)
+    before = {r["id"] for r in stack.flow_runs("retrain/nightly")}
+    page.get_by_role("button", name="Submit", exact=True).click()
+    page.get_by_text("scheduled to start").first.wait_for(timeout=60_000)  # the UI's confirmation
+    for _ in range(30):
+        new = [r["id"] for r in stack.flow_runs("retrain/nightly") if r["id"] not in before]
+        if new:
+            break
+        time.sleep(1)
+    assert len(new) == 1, "the form should have created exactly one run"
+    page.goto(f"{ui}/runs/flow-run/{new[0]}", wait_until="networkidle")
+    done = page.get_by_text("Completed", exact=True).filter(visible=True)
+    for _ in range(150):  # the worker runs it
+        if done.count():
+            break
+        page.wait_for_timeout(2000)
+        page.reload(wait_until="networkidle")
+    assert done.count(), "the run started from the form did not complete"
+    page.get_by_text("Artifacts", exact=True).filter(visible=True).first.click()
+    page.wait_for_load_state("networkidle")
+    for key in ("lepton-run", "select-table", "evaluate-logreg-table"):  # summary, decision, metrics
+        page.get_by_text(key, exact=True).filter(visible=True).first.wait_for(timeout=30_000)
+    page.screenshot(path=str(shots / "prefect-ui-run-artifacts.png"), full_page=True)
+    page.get_by_text("lepton-run", exact=True).filter(visible=True).first.click()
+    page.wait_for_load_state("networkidle")
+    page.get_by_text("decision:").first.wait_for(timeout=30_000)  # the run's lineage summary
+    page.screenshot(path=str(shots / "prefect-ui-lepton-run.png"), full_page=True)

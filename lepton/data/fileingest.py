@@ -42,12 +42,8 @@ def dataset_file(
     previous: TableDataset | Labelset | None,
     progress: Progress | None,
 ) -> TableDataset | None:
-    try:
-        with location.fs.open(path, "rb") as stream:
-            got = ingest.ingest_delimited(
-                store, memo, stream, sep=sep, key=key, previous=previous, progress=progress
-            )
-    except ingest.Fallback:
+    got = _ingest(store, memo, location, path, sep, key, previous, progress, None)
+    if got is None:
         return None
     return TableDataset(name=name, key=key, columns=got.columns, rows=got.rows, chunks=got.chunks)
 
@@ -71,12 +67,8 @@ def labelset_file(
     if samples is None:
         return None
     rule = ingest.LabelRule(label=label, samples=samples[0], key_type=samples[1])
-    try:
-        with location.fs.open(path, "rb") as stream:
-            got = ingest.ingest_delimited(
-                store, memo, stream, sep=sep, key=key, previous=previous, progress=progress, labels=rule
-            )
-    except ingest.Fallback:
+    got = _ingest(store, memo, location, path, sep, key, previous, progress, rule)
+    if got is None:
         return None
     return Labelset(
         name=name,
@@ -104,3 +96,24 @@ def sample_hashes(store: ObjectStore, dataset: Manifest) -> tuple[np.ndarray, st
     else:
         return None
     return np.sort(pd.util.hash_pandas_object(values, index=False).to_numpy(np.uint64)), kind
+
+
+def _ingest(
+    store: ObjectStore,
+    memo: ingest.Memo,
+    location: Location,
+    path: str,
+    sep: str,
+    key: str | None,
+    previous: TableDataset | Labelset | None,
+    progress: Progress | None,
+    labels: ingest.LabelRule | None,
+) -> ingest.Ingested | None:
+    """The streaming ingest of one file, or None where it falls back."""
+    try:
+        with location.fs.open(path, "rb") as stream:
+            return ingest.ingest_delimited(
+                store, memo, stream, sep=sep, key=key, previous=previous, progress=progress, labels=labels
+            )
+    except ingest.Fallback:
+        return None

@@ -97,15 +97,19 @@ def data_status(
 ) -> None:
     """What changed in SOURCE since the latest version of NAME (files whose
     size, times and inode are as last seen are not read)."""
+    _status(name, source, "dataset", as_json)
+
+
+STATUS_SHOWN = 50
+
+
+def _status(name: str, source: str, kind: str, as_json: bool) -> None:
     with repo_from_cwd() as repo:
-        st = repo.status(name, source)
+        st = repo.status(name, source, kind=kind)
     if as_json:
         print_json(st)
     else:
         _print_status(st)
-
-
-STATUS_SHOWN = 50
 
 
 def _print_status(st: Status) -> None:
@@ -182,9 +186,4 @@ def labels_status(
 ) -> None:
     """Whether SOURCE changed since the latest version of labelset NAME (an
     unchanged file, by size, times and inode, is not read)."""
-    with repo_from_cwd() as repo:
-        st = repo.status(name, source, kind="labelset")
-    if as_json:
-        print_json(st)
-    else:
-        _print_status(st)
+    _status(name, source, "labelset", as_json)

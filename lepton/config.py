@@ -47,6 +47,11 @@ class StoreSettings(BaseModel):
 
 class RegistrySettings(BaseModel):
     url: str = f"sqlite:///{DEFAULT_DIR}/registry.db"
+    timings: str | None = Field(
+        None,
+        description="append one JSON line per registry write (op, seconds, pid, time) to this file: "
+        "for benchmarks and diagnosis (e.g. LEPTON_REGISTRY__TIMINGS=/tmp/writes.jsonl)",
+    )
 
 
 class Settings(BaseSettings):
@@ -117,7 +122,7 @@ def _resolve_paths(settings: Settings, root: Path) -> Settings:
     return settings.model_copy(
         update={
             "store": StoreSettings(url=store),
-            "registry": RegistrySettings(url=registry),
+            "registry": settings.registry.model_copy(update={"url": registry}),
         }
     )
 

@@ -32,6 +32,7 @@ from lepton.manifest import (
     validate_name,
 )
 from lepton.registry import Registry, lineage, make_engine, migrate
+from lepton.registry.timings import write_log
 from lepton.registry.entities import AliasMove, ArtifactVersion, Lineage
 from lepton.registry.memo import RegistryMemo
 from lepton.store import ObjectStore, open_location
@@ -69,7 +70,7 @@ class Repo:
         self.root = root
         self.store = ObjectStore(open_location(settings.store.url, settings.s3))
         self.engine = make_engine(settings.registry.url)
-        self.registry = Registry(self.engine, self.store)
+        self.registry = Registry(self.engine, self.store, write_log(settings.registry.timings))
         self.creator = settings.creator or _user()
 
     def ensure_ready(self) -> Repo:

@@ -76,6 +76,21 @@ class RegistryContract:
         assert registry.names() == [("d", "dataset", 3), ("other", "dataset", 1)]
         assert registry.names(kind="model") == []
 
+    def test_write_timings_name_each_committed_write(self, registry: Registry, tmp_path: Path) -> None:
+        from lepton.registry.timings import read_log, write_log
+
+        log = tmp_path / "writes.jsonl"
+        registry.on_write = write_log(str(log))
+        registry.register(id=fake_id("t1"), kind="model", name="m")
+        registry.set_alias("m", "production", 1)
+        registry.start_run("r1")
+        with pytest.raises(NotFound):
+            registry.set_alias("m", "production", 9)  # refused: no transaction committed, no line
+        registry.finish_run("r1", "completed")
+        rows = read_log(log)
+        assert [r["op"] for r in rows] == ["register", "set_alias", "start_run", "finish_run"]
+        assert all(0 < float(r["s"]) < 30 for r in rows)
+
     def test_register_records_fields_and_journals(self, registry: Registry, journal: ObjectStore) -> None:
         parent = fake_id("p")
         v, created = registry.register(

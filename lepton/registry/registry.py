@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Protocol
@@ -45,10 +46,14 @@ class Journal(Protocol):
     def append_record(self, category: str, record: dict[str, Any]) -> str: ...
 
 
+WriteObserver = Callable[[str, float], None]  # (operation, seconds of its transaction)
+
+
 class Registry:
-    def __init__(self, engine: Engine, journal: Journal | None) -> None:
+    def __init__(self, engine: Engine, journal: Journal | None, on_write: WriteObserver | None = None) -> None:
         self.engine = engine
         self.journal = journal
+        self.on_write = on_write
 
     # ---- plumbing ---------------------------------------------------------
     def _insert(self, table):  # type: ignore[no-untyped-def]
@@ -63,9 +68,13 @@ class Registry:
         return sqlite_insert(table)
 
     def _write(self, fn: Callable[[Connection], Any]) -> Any:
+        start = time.perf_counter()
         try:
             with self.engine.begin() as conn:
-                return fn(conn)
+                result = fn(conn)
+            if self.on_write is not None:  # the committed transaction, lock waits included
+                self.on_write(_operation(fn), time.perf_counter() - start)
+            return result
         except SAIntegrityError as e:
             raise Conflict(f"registry write conflicts with an existing row: {e.orig}") from e
         except OperationalError as e:
@@ -376,6 +385,11 @@ class Registry:
         q = select(t.runs).order_by(t.runs.c.started_at.desc()).limit(limit)
         with self.engine.connect() as conn:
             return [to_run(r) for r in conn.execute(q)]
+
+
+def _operation(tx: Callable[..., Any]) -> str:
+    """'register' for the ``tx`` defined inside ``Registry.register``."""
+    return tx.__qualname__.split(".<locals>")[0].rsplit(".", 1)[-1]
 
 
 def _greatest(conn: Connection, version: int):  # type: ignore[no-untyped-def]

@@ -32,9 +32,9 @@ from lepton.manifest import (
     validate_name,
 )
 from lepton.registry import Registry, lineage, make_engine, migrate
-from lepton.registry.timings import write_log
 from lepton.registry.entities import AliasMove, ArtifactVersion, Lineage
 from lepton.registry.memo import RegistryMemo
+from lepton.registry.timings import write_log
 from lepton.store import ObjectStore, open_location
 from lepton.verify import VerifyReport, verify_objects
 

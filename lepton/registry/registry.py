@@ -50,7 +50,9 @@ WriteObserver = Callable[[str, float], None]  # (operation, seconds of its trans
 
 
 class Registry:
-    def __init__(self, engine: Engine, journal: Journal | None, on_write: WriteObserver | None = None) -> None:
+    def __init__(
+        self, engine: Engine, journal: Journal | None, on_write: WriteObserver | None = None
+    ) -> None:
         self.engine = engine
         self.journal = journal
         self.on_write = on_write

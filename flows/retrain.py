@@ -16,6 +16,7 @@ from typing import Any
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
+from flows.fanout import Fanout, make_runner, train_and_evaluate
 from lepton.pipeline.context import logical_run_id
 from lepton.pipeline.runs import record_run, store_config
 from lepton.repo import open_repo
@@ -45,6 +46,19 @@ class RetrainParams(BaseModel):
         "empty: snapshot the config's label source",
         pattern=REF_PATTERN,
     )
+    fanout: Fanout = Field(
+        "off",
+        description="train and evaluate the candidates at once: off (one after the other), threads, "
+        "processes, or dask (a Dask cluster, see dask_address)",
+    )
+    workers: int | None = Field(
+        None, ge=1, le=256, description="how many at once (default: one per candidate, at most the CPUs)"
+    )
+    dask_address: str | None = Field(
+        None,
+        description="Dask scheduler for fanout=dask (tcp://HOST:8786); empty: DASK_SCHEDULER_ADDRESS",
+        pattern=r"^(tcp|tls|inproc|ws|wss)://\S+$",
+    )
 
 
 def _flow_run_id() -> str | None:
@@ -62,6 +76,7 @@ def retrain(params: RetrainParams | None = None) -> dict[str, Any]:
     execution = _flow_run_id() or str(uuid.uuid4())
     with open_repo(root) as repo:
         config_key, project = store_config(repo, config_path)  # fails fast on a bad config
+        runner = make_runner(params.fanout, len(project.candidates), params.workers, params.dask_address)
         repo.registry.start_run(
             execution, flow_run_id=_flow_run_id(), params=params.model_dump(), creator=repo.creator
         )
@@ -74,7 +89,7 @@ def retrain(params: RetrainParams | None = None) -> dict[str, Any]:
         labels=params.labels,
     )
     try:
-        summary = _run(job, project.candidates, execution)
+        summary = _run(job, project.candidates, execution, runner)
     except BaseException:
         with open_repo(root) as repo:
             repo.registry.finish_run(execution, "failed")
@@ -84,7 +99,7 @@ def retrain(params: RetrainParams | None = None) -> dict[str, Any]:
     return summary
 
 
-def _run(job: Job, candidates: Any, execution: str) -> dict[str, Any]:
+def _run(job: Job, candidates: Any, execution: str, runner: Any = None) -> dict[str, Any]:
     data = steps.snapshot_data(job)
     with open_repo(job.repo) as repo:
         from lepton.pipeline.runs import read_config
@@ -94,13 +109,7 @@ def _run(job: Job, candidates: Any, execution: str) -> dict[str, Any]:
     job = job.model_copy(update={"run_id": run_id})
     comps = steps.version_components(job, data["dataset"], data["labelset"])
     evalset = comps["evalset"]
-    models, evaluated = [], []
-    for cand in candidates:
-        trained = steps.train(
-            job, cand.name, data["dataset"], data["labelset"], evalset, comps["specs"][cand.name]
-        )
-        models.append(trained)
-        evaluated.append(steps.evaluate(job, trained["model"], evalset))
+    models, evaluated = train_and_evaluate(job, candidates, data, comps, runner)
     decision = steps.select(job, evaluated, evalset)
     deployed = steps.deploy(job, decision["decision"])
     outputs = {

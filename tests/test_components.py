@@ -197,3 +197,36 @@ def test_sklearn_state_is_byte_identical_across_fits(type_name, params, digits):
     out = again.predict_proba(x[:5]) if again.final else again.transform(x[:5])
     ref = c.predict_proba(x[:5]) if c.final else c.transform(x[:5])
     np.testing.assert_array_equal(out, ref)
+
+
+def test_torch_trainings_in_threads_of_one_process_take_turns() -> None:
+    """torch's seed, thread count and determinism switch are process-wide: a
+    second training thread must not change them under a running one."""
+    import threading
+    import time
+
+    import torch
+
+    from lepton.components.torch_components import deterministic
+
+    inside, seen, order = threading.Event(), {}, []
+
+    def first() -> None:
+        with deterministic(1):
+            inside.set()
+            time.sleep(0.3)  # the other thread tries to enter meanwhile
+            seen.update(seed=torch.initial_seed(), threads=torch.get_num_threads())
+            order.append("first done")
+
+    def second() -> None:
+        inside.wait()
+        with deterministic(2):
+            order.append("second in")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == {"seed": 1, "threads": 1}
+    assert order == ["first done", "second in"]

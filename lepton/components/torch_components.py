@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,21 +30,29 @@ class TorchParams(BaseModel):
     weight_decay: float = Field(0.0, ge=0)
 
 
+# torch's RNG, thread count and determinism switch are process-wide: two
+# trainings in threads of one process (a thread task runner, a Dask worker's
+# threads) would change them under each other, so they take turns.
+_PROCESS_WIDE = threading.Lock()
+
+
 @contextlib.contextmanager
 def deterministic(seed: int) -> Iterator[Any]:
-    """Seeded, deterministic, single-threaded torch; global settings restored after."""
+    """Seeded, deterministic, single-threaded torch; global settings restored
+    after. One at a time per process (see _PROCESS_WIDE)."""
     import torch
 
-    threads = torch.get_num_threads()
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-    torch.manual_seed(seed)
-    try:
-        yield torch.Generator().manual_seed(seed)
-    finally:
-        torch.use_deterministic_algorithms(was_deterministic)
-        torch.set_num_threads(threads)
+    with _PROCESS_WIDE:
+        threads = torch.get_num_threads()
+        was_deterministic = torch.are_deterministic_algorithms_enabled()
+        torch.set_num_threads(1)
+        torch.use_deterministic_algorithms(True)
+        torch.manual_seed(seed)
+        try:
+            yield torch.Generator().manual_seed(seed)
+        finally:
+            torch.use_deterministic_algorithms(was_deterministic)
+            torch.set_num_threads(threads)
 
 
 class TorchClassifier(Component):

@@ -44,11 +44,13 @@ def stack(_moto_server, tmp_path_factory) -> Iterator[TeamStack]:  # type: ignor
 
 def test_deployments_are_registered_with_typed_forms(stack):  # type: ignore[no-untyped-def]
     api = stack.env["PREFECT_API_URL"]
-    for name in ("retrain/nightly", "retrain/on-new-data", "replay/replay", "release/release"):
+    for name in ("retrain/nightly", "retrain/on-new-data", "watch/poll", "replay/replay", "release/release"):
         dep = requests.get(f"{api}/deployments/name/{name}", timeout=30).json()
         assert "params" in dep["parameter_openapi_schema"]["properties"], name
     nightly = requests.get(f"{api}/deployments/name/retrain/nightly", timeout=30).json()
     assert [s["schedule"]["cron"] for s in nightly["schedules"]] == ["0 2 * * *"]
+    poll = requests.get(f"{api}/deployments/name/watch/poll", timeout=30).json()
+    assert [(s["schedule"]["interval"], s["active"]) for s in poll["schedules"]] == [(60.0, False)]
     bad = requests.post(
         f"{api}/deployments/{nightly['id']}/create_flow_run",
         json={"parameters": {"params": {"dataset": "../../etc@v1"}}},
@@ -89,6 +91,21 @@ def test_nightly_run_by_hand_then_new_data_starts_exactly_one_pinned_run(stack):
     with open_repo(stack.workspace) as repo:
         pinned = [r for r in repo.registry.runs() if r.params.get("dataset") == "bc-features@v2"]
         assert len(pinned) == 1 and pinned[0].status == "completed"
+
+
+def test_the_poll_deployment_snapshots_new_data_and_the_trigger_retrains_on_it(stack):  # type: ignore[no-untyped-def]
+    before = len(stack.flow_runs("retrain/on-new-data"))
+    features = pd.read_parquet(stack.workspace / "data/features.parquet")
+    features.iloc[:20, 2] = features.iloc[:20, 2] + 0.5  # corrected measurements for 20 samples
+    features.to_parquet(stack.workspace / "data/features.parquet")
+    stack.deployment_run("watch/poll", {"params": {"quiet_s": 0, "max_wait_s": 0}})
+    polls = stack.wait("watch/poll", 1)
+    assert [r["state_type"] for r in polls] == ["COMPLETED"], polls
+    runs = stack.wait("retrain/on-new-data", before + 1)
+    assert len(runs) == before + 1 and runs[-1]["state_type"] == "COMPLETED", runs
+    assert runs[-1]["parameters"]["params"]["dataset"] == "bc-features@v3"
+    with open_repo(stack.workspace) as repo:
+        assert repo.registry.latest("bc-features").version == 3
 
 
 def test_two_retraining_flows_at_once_lose_nothing(stack):  # type: ignore[no-untyped-def]

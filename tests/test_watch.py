@@ -136,3 +136,40 @@ def test_lepton_watch_retrains_on_the_embedded_default(prefect_api, tmp_path, mo
     assert "no change since bc-features@v1" in capsys.readouterr().out
     with open_repo(tmp_path) as repo:
         assert len(repo.registry.runs()) == 1
+
+
+@pytest.mark.slow
+def test_the_watch_flow_polls_the_projects_source_and_retrains_on_the_embedded_default(
+    prefect_api, tmp_path, monkeypatch
+):  # type: ignore[no-untyped-def]
+    import pandas as pd
+    from pipeline_helpers import prepare_data, project, write_project
+
+    from flows.watch import WatchParams, watch_source
+    from lepton.cli.main import main
+    from lepton.repo import open_repo
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    for var in [v for v in os.environ if v.startswith("LEPTON_")]:
+        monkeypatch.delenv(var)
+    assert main(["init"]) == 0
+    prepare_data(tmp_path)
+    write_project(tmp_path, project())
+    params = WatchParams(repo=str(tmp_path), quiet_s=60, max_wait_s=600)
+    waiting = watch_source(params)  # just written: not settled yet
+    assert waiting["action"] == "wait" and waiting["ref"] is None
+    old = time.time() - 300
+    os.utime(tmp_path / "data/features.parquet", (old, old))
+    first = watch_source(params)
+    assert (first["action"], first["ref"], first["announced"]) == ("snapshot", "bc-features@v1", [])
+    assert watch_source(params)["action"] == "none"
+    features = pd.read_parquet(tmp_path / "data/features.parquet")
+    features.iloc[:5, 1] += 1.0
+    features.to_parquet(tmp_path / "data/features.parquet")
+    second = watch_source(params.model_copy(update={"quiet_s": 0, "max_wait_s": 0}))
+    assert second["ref"] == "bc-features@v2"
+    with open_repo(tmp_path) as repo:
+        pinned = sorted(r.params["dataset"] for r in repo.registry.runs())
+        assert pinned == ["bc-features@v1", "bc-features@v2"]  # one retraining run per new version
+        assert all(r.status == "completed" for r in repo.registry.runs())

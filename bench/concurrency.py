@@ -313,19 +313,15 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.5))
-    runs = sorted(result["together"]["runs"], key=lambda r: r["start"])
-    for i, r in enumerate(runs):
-        ax1.barh(
-            i,
-            r["end"] - r["start"],
-            left=r["start"],
-            color="tab:green" if r["state"] == "COMPLETED" else "red",
-        )
-    ax1.set_yticks(range(len(runs)), [r["config"].removesuffix(".toml") for r in runs])
-    ax1.set_xlabel("seconds since the runs were created")
-    alone = result["alone"]["run"]["run_s"]
-    ax1.axvline(alone, ls="--", color="grey")
-    ax1.set_title(f"{result['flows']} flows at once (dashed: one run alone, {alone:.0f} s)")
+    runs = sorted(result["together"]["runs"], key=lambda r: r["start"], reverse=True)
+    rows = [*runs, {**result["alone"]["run"], "config": "alone (reference)"}]
+    for i, r in enumerate(rows):
+        color = "tab:grey" if i == len(runs) else "tab:green" if r["state"] == "COMPLETED" else "red"
+        ax1.barh(i, r["start"] - r["created"], left=r["created"], color="white", edgecolor=color, hatch="//")
+        ax1.barh(i, r["end"] - r["start"], left=r["start"], color=color)
+    ax1.set_yticks(range(len(rows)), [r["config"].removesuffix(".toml") for r in rows])
+    ax1.set_xlabel("seconds since the runs were created (hatched: waiting for a worker's process)")
+    ax1.set_title(f"{result['flows']} flows at once vs one alone")
     lat = result["registry_write_latency"]
     ops = [op for op in lat["together"] if op != "all"]
     x = range(len(ops))

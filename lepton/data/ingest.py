@@ -28,7 +28,7 @@ from __future__ import annotations
 import io
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -96,9 +96,9 @@ class LabelRule:
 class Memo:
     """raw chunk key -> stored Parquet chunk id (the registry's memos)."""
 
-    def memo_get(self, key: str) -> str | None: ...
+    def memo_keys_for(self, ids: Iterable[str]) -> dict[str, str]: ...
 
-    def memo_put(self, key: str, artifact_id: str, kind: str) -> None: ...
+    def memo_put_many(self, pairs: Iterable[tuple[str, str]], kind: str) -> None: ...
 
 
 @dataclass
@@ -112,7 +112,7 @@ class Ingested:
 
 @dataclass
 class _Job:
-    """What every chunk parse needs besides its bytes."""
+    """What every chunk needs besides its bytes."""
 
     store: ObjectStore
     staging: Staging
@@ -120,8 +120,18 @@ class _Job:
     sep: str
     types: dict[str, pa.DataType]
     key: str | None
-    by_keys: dict[str, Chunk]  # previous version's chunks by key sidecar id (patch candidates)
+    known: dict[str, Chunk]  # the previous version's chunks by memo key (reusable as they are)
+    by_keys: dict[str, Chunk]  # the previous version's chunks by key sidecar id (patch candidates)
     labels: LabelRule | None
+    progress: Callable[[int], None] | None
+
+
+@dataclass
+class _Done:
+    chunk: Chunk
+    hashes: np.ndarray | None  # its keys' hashes (sorted)
+    memo_key: str | None  # set when it was parsed: remembered once stored
+    parsed: int  # raw bytes parsed
 
 
 def ingest_delimited(
@@ -135,55 +145,59 @@ def ingest_delimited(
     progress: Callable[[int], None] | None = None,
     labels: LabelRule | None = None,
 ) -> Ingested:
-    """Chunk, parse (only what is new) and store a delimited table."""
+    """Chunk, parse (only what is new) and store a delimited table.
+
+    This thread reads and cuts; each chunk is hashed, looked up among the
+    previous version's chunks, and (if new) parsed, encoded and staged on a
+    worker thread: hashing, parsing and Parquet encoding release the GIL."""
     types: dict[str, pa.DataType] | None = None
+    known: dict[str, Chunk] = {}
     if previous is not None:
         types = {c.name: _type_of(c.type) for c in previous.columns}
-    known = {c.id: c for c in previous.chunks} if previous else {}
+        by_id = {c.id: c for c in previous.chunks}
+        known = {k: by_id[i] for k, i in memo.memo_keys_for(by_id).items()}
     by_keys = {c.keys: c for c in previous.chunks if c.keys} if previous and key else {}
-    slots: list[Chunk | Future] = []  # per chunk, in order: reused, or being parsed
-    old_keys: list[np.ndarray] = []  # key hashes of chunks reused from the previous version
+    slots: list[Future] = []
     job: _Job | None = None
-    parsed = 0
     staging = Staging(store)  # new objects: visible only once the whole table is valid
-    memos: list[tuple[str, int]] = []  # (memo key, index of the chunk it names)
     try:
         with ThreadPoolExecutor(PARSE_WORKERS) as pool:
             for header, raw in line_chunks(stream):
                 if job is None:
                     types = _start(header, raw, sep, key, types, labels)
-                    job = _Job(store, staging, header, sep, types, key, by_keys, labels)
-                if b'"' in raw and raw.count(b'"') % 2:
-                    raise Fallback("a quoted value spans a chunk boundary")
-                memo_key = _memo_key(header, raw, sep, job.types, key)
-                chunk = known.get(memo.memo_get(memo_key) or "")
-                if chunk is None:  # parsed on a worker thread (pyarrow releases the GIL)
-                    memos.append((memo_key, len(slots)))
-                    slots.append(pool.submit(_parse_chunk, job, raw))
-                    parsed += len(raw)
-                    _bound(slots)
-                else:
-                    _reuse(store, chunk, key, labels, old_keys)
-                    slots.append(chunk)
-                    if progress:
-                        progress(chunk.rows)
-            done = [s.result() if isinstance(s, Future) else (s, None) for s in slots]
+                    job = _Job(store, staging, header, sep, types, key, known, by_keys, labels, progress)
+                slots.append(pool.submit(_chunk, job, raw))
+                _bound(slots)
+            done: list[_Done] = [s.result() for s in slots]
         if job is None or not done:
             raise Fallback("no data rows")
-        chunks = [c for c, _ in done]
-        new_keys = [h for _, h in done if h is not None]
-        if key is not None and _has_duplicates(chunks, new_keys, old_keys):
+        chunks = [d.chunk for d in done]
+        if key is not None and _has_duplicates(chunks, done):
             raise Fallback("duplicate keys")  # the whole-file reader names them
-        if progress:
-            progress(sum(c.rows for s, c in zip(slots, chunks, strict=True) if isinstance(s, Future)))
         staging.publish()
-        for memo_key, index in memos:  # memos last: they may only name stored chunks
-            memo.memo_put(memo_key, chunks[index].id, "csvchunk")
+        # memos last: they may only name stored chunks
+        memo.memo_put_many([(d.memo_key, d.chunk.id) for d in done if d.memo_key], "csvchunk")
     finally:
         staging.discard()
     columns = tuple(Column(name=n, type=str(t)) for n, t in job.types.items())
     classes = {k: int(v) for k, v in sorted(labels.classes.items())} if labels else None
-    return Ingested(columns, tuple(chunks), sum(c.rows for c in chunks), parsed, classes)
+    return Ingested(columns, tuple(chunks), sum(c.rows for c in chunks), sum(d.parsed for d in done), classes)
+
+
+def _chunk(job: _Job, raw: bytes) -> _Done:
+    """One chunk: reused from the previous version, or parsed and staged."""
+    if b'"' in raw and raw.count(b'"') % 2:
+        raise Fallback("a quoted value spans a chunk boundary")
+    memo_key = _memo_key(job.header, raw, job.sep, job.types, job.key)
+    chunk = job.known.get(memo_key)
+    if chunk is not None:
+        done = _Done(chunk, _reuse(job, chunk), None, 0)
+    else:
+        chunk, hashes = _parse_chunk(job, raw)
+        done = _Done(chunk, hashes, memo_key, len(raw))
+    if job.progress:
+        job.progress(chunk.rows)
+    return done
 
 
 def _start(
@@ -208,33 +222,33 @@ def _start(
     return types
 
 
-def _reuse(
-    store: ObjectStore, chunk: Chunk, key: str | None, labels: LabelRule | None, old_keys: list[np.ndarray]
-) -> None:
-    """Checks a chunk reused from the previous version still needs: its keys
-    (for duplicates; for labels, against the dataset, which may be newer),
-    and its class counts."""
-    if key is None:
-        return
-    hashes = _load_keys(store, chunk)
-    old_keys.append(hashes)
-    if labels is not None:
-        labels.check_keys(hashes)
-        labels.add(labels.count(patches.read_chunk(store, chunk, [labels.label])))
+def _reuse(job: _Job, chunk: Chunk) -> np.ndarray | None:
+    """What a chunk reused from the previous version still needs checking:
+    its keys (for duplicates; for labels, against the dataset, which may be
+    newer), and its class counts."""
+    if job.key is None:
+        return None
+    hashes = _load_keys(job.store, chunk)
+    if job.labels is not None:
+        job.labels.check_keys(hashes)
+        job.labels.add(job.labels.count(patches.read_chunk(job.store, chunk, [job.labels.label])))
+    return hashes
 
 
-def _bound(slots: list[Chunk | Future]) -> None:
-    """Keep at most IN_FLIGHT chunks being parsed (each holds its raw bytes)."""
-    running = [s for s in slots[-4 * IN_FLIGHT :] if isinstance(s, Future) and not s.done()]
+def _bound(slots: list[Future]) -> None:
+    """Keep at most IN_FLIGHT chunks in the workers' hands (each holds its raw bytes)."""
+    running = [s for s in slots[-4 * IN_FLIGHT :] if not s.done()]
     for fut in running[: max(0, len(running) - IN_FLIGHT)]:
         fut.result()
 
 
-def _has_duplicates(chunks: list[Chunk], new: list[np.ndarray], old: list[np.ndarray]) -> bool:
+def _has_duplicates(chunks: list[Chunk], done: list[_Done]) -> bool:
     """Reused chunks were unique together in the previous version, so only
     new keys need checking: among themselves and against the reused ones."""
     if len({c.ident for c in chunks}) != len(chunks):
         return True  # the same block of rows twice
+    new = [d.hashes for d in done if d.memo_key and d.hashes is not None]
+    old = [d.hashes for d in done if not d.memo_key and d.hashes is not None]
     fresh = np.sort(np.concatenate(new)) if new else np.array([], np.uint64)
     if len(fresh) > 1 and (fresh[1:] == fresh[:-1]).any():
         return True

@@ -4,6 +4,7 @@ rebuild restores it from the manifests that carry their key."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
@@ -24,14 +25,34 @@ class RegistryMemo:
         with self.engine.connect() as conn:
             return conn.execute(select(t.memos.c.artifact_id).where(t.memos.c.key == key)).scalar()
 
+    def memo_keys_for(self, ids: Iterable[str]) -> dict[str, str]:
+        """Every memo naming one of ``ids``: memo key -> artifact id (one query per 500 ids)."""
+        if not self.read:
+            return {}
+        todo, out = sorted(set(ids)), {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(todo), 500):
+                rows = conn.execute(
+                    select(t.memos.c.key, t.memos.c.artifact_id).where(
+                        t.memos.c.artifact_id.in_(todo[i : i + 500])
+                    )
+                )
+                out.update({k: a for k, a in rows})
+        return out
+
     def memo_put(self, key: str, artifact_id: str, kind: str) -> None:
         """First writer wins; a concurrent equal computation is harmless."""
+        self.memo_put_many([(key, artifact_id)], kind)
+
+    def memo_put_many(self, pairs: Iterable[tuple[str, str]], kind: str) -> None:
+        """(memo key, artifact id) pairs in one transaction; first writer wins per key."""
         if self.engine.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:
             from sqlalchemy.dialects.sqlite import insert
-        stmt = insert(t.memos).values(
-            key=key, kind=kind, artifact_id=artifact_id, created_at=datetime.now(UTC)
-        )
+        at = datetime.now(UTC)
+        rows = [{"key": k, "kind": kind, "artifact_id": a, "created_at": at} for k, a in dict(pairs).items()]
+        if not rows:
+            return
         with self.engine.begin() as conn:
-            conn.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
+            conn.execute(insert(t.memos).on_conflict_do_nothing(index_elements=["key"]), rows)

@@ -42,6 +42,9 @@ class Staging:
         self.dir = store._local_tmp_dir() if self.local else self._own_dir  # noqa: SLF001
         self.paths: dict[str, str] = {}
         self.lock = threading.Lock()
+        # start each file's write-back as soon as it is written, so that the
+        # flush at publish finds most of it on disk already
+        self._writeback = _sync_file_range() if self.local and store.durable else None
 
     def put(self, data: bytes) -> str:
         """Stage ``data``; returns its key. Thread-safe."""
@@ -53,6 +56,9 @@ class Staging:
         fd, path = tempfile.mkstemp(dir=self.dir, prefix="stage-")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            if self._writeback is not None:
+                self._writeback(fd, 0, 0, SYNC_FILE_RANGE_WRITE)  # asynchronous; best effort
         with self.lock:
             self.paths[key] = path
         return key
@@ -112,6 +118,19 @@ def _flush(folder: str, paths: list[str]) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+SYNC_FILE_RANGE_WRITE = 2  # <fcntl.h>: start write-out of dirty pages, do not wait
+
+
+def _sync_file_range():  # type: ignore[no-untyped-def]
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):  # not Linux
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
 
 
 def _syncfs():  # type: ignore[no-untyped-def]

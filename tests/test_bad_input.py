@@ -72,6 +72,14 @@ BAD_TABLES = [
         InvalidInput,
         ["malformed CSV", "line 2", "saw 3"],
     ),
+    (
+        "short.csv",  # a truncated line: pandas would fill it with NaN
+        "id,x,y\n1,a,b\n2,c\n3,d,e\n",
+        "id",
+        InvalidInput,
+        ["malformed CSV", "line 3", "saw 2"],
+    ),
+    ("short-last.tsv", "id\tx\ty\n1\ta\tb\n2\tc\n", "id", InvalidInput, ["malformed TSV", "line 3", "saw 2"]),
     ("extra-all.csv", "id,x\n1,a,E\n2,b,F\n", None, InvalidInput, ["malformed CSV", "line 2"]),
     ("extra.tsv", "id\tx\n1\ta\n2\tb\tEXTRA\n", "id", InvalidInput, ["malformed TSV", "line 3"]),
     ("empty.csv", "", "id", InvalidInput, ["the file is empty"]),
@@ -159,6 +167,14 @@ def test_bad_table_files(seeded, tmp_path):
             with expect(exc, str(path), *fragments):
                 seeded.snapshot_data(name, path, key=key)
             assert state(seeded) == before, f"{fname} into {name} changed the stored state"
+
+
+def test_empty_last_fields_are_not_short_lines(repo, tmp_path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "gaps.csv"
+    path.write_text('id,x,y\n1,a,\n2,b,c\n3,"q\nr",\n')
+    repo.snapshot_data("gaps", path, key="id")
+    table = repo.read_table("gaps@v1")
+    assert table["x"].tolist() == ["a", "b", "q\nr"] and table["y"].isna().tolist() == [True, False, True]
 
 
 def test_truncated_parquet_and_gzip(seeded, tmp_path):

@@ -132,20 +132,28 @@ def _parse(f, fmt: str, src: str):  # type: ignore[no-untyped-def]
 def _read_delimited(f, fmt: str, src: str) -> pd.DataFrame:  # type: ignore[no-untyped-def]
     sep = "," if fmt == "csv" else "\t"
     # By default pandas silently turns extra fields of the first rows into an index
-    # (dropped later); with index_col=False it drops them with a warning. Refuse
-    # instead, naming the first line that is too long.
+    # (dropped later); with index_col=False it drops them with a warning. It also
+    # fills the missing fields of a short line (a truncated last line, say) with
+    # NaN. Refuse both, naming the first line that has the wrong number of fields.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", pd.errors.ParserWarning)
         frame = pd.read_csv(f, sep=sep, encoding="utf-8", index_col=False)
-    if any("Length of header" in str(w.message) for w in caught):
+    too_long = any("Length of header" in str(w.message) for w in caught)
+    # a short line leaves the last column empty: only then look for one
+    maybe_short = frame.shape[1] > 1 and bool(frame.iloc[:, -1].isna().any())
+    if too_long or maybe_short:
         f.seek(0)
-        reader = csv.reader(io.TextIOWrapper(f, encoding="utf-8", newline=""), delimiter=sep)
-        width = len(next(reader, []))
-        where = next(
-            (f"line {reader.line_num}, saw {len(r)}" for r in reader if len(r) > width),
-            "a line",
-        )
-        raise InvalidInput(f"{src}: malformed {fmt.upper()}: Expected {width} fields in {where}")
+        text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+        try:
+            reader = csv.reader(text, delimiter=sep)
+            width = len(next(reader, []))
+            bad = (r for r in reader if len(r) > width or 0 < len(r) < width)
+            where = next((f"line {reader.line_num}, saw {len(r)}" for r in bad), None)
+        finally:
+            text.detach()  # the caller's file stays open
+        if where is not None or too_long:
+            where = where or "a line"
+            raise InvalidInput(f"{src}: malformed {fmt.upper()}: Expected {width} fields in {where}")
     return frame
 
 

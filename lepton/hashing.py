@@ -21,8 +21,10 @@ def new_hasher() -> blake3.blake3:
     return blake3.blake3(max_threads=blake3.blake3.AUTO)
 
 
-def hash_bytes(data: bytes | memoryview) -> str:
-    h = new_hasher()
+def hash_bytes(data: bytes | memoryview, *, threads: bool = True) -> str:
+    """``threads=False`` for callers that already keep every core busy (the
+    ingest's workers): blake3's own pool would only make them wait on it."""
+    h = new_hasher() if threads else blake3.blake3()
     h.update(data)
     return f"{ALGORITHM}:{h.hexdigest()}"
 

@@ -40,7 +40,7 @@ import pyarrow.csv as pacsv
 
 from lepton import hashing
 from lepton.data import patches
-from lepton.data.chunks import parquet_bytes
+from lepton.data.chunks import parquet_buffer, parquet_bytes
 from lepton.data.linecuts import BLOCK, MAX_BYTES, MIN_BYTES, TARGET_BYTES, Fallback, line_chunks
 from lepton.manifest import Chunk, Column, Labelset, TableDataset, canonical_json
 from lepton.store.objects import ObjectStore
@@ -59,6 +59,7 @@ __all__ = [
 
 PARSE_WORKERS = 2  # both cores: parsing and Parquet encoding release the GIL
 IN_FLIGHT = 4
+FILTER_BITS = 24  # duplicate-key pre-filter: 16 MB of flags
 
 
 @dataclass
@@ -213,7 +214,7 @@ def _start(
     if key is not None and key not in names:
         raise Fallback("key column missing")
     if types is None or list(types) != names:
-        types = _infer(header, raw, sep)  # first version, or the header changed
+        types = _infer(names, raw, sep)  # first version, or the header changed
     if labels is not None:
         if labels.label not in names or labels.label == key:
             raise Fallback("label column missing")
@@ -248,41 +249,52 @@ def _has_duplicates(chunks: list[Chunk], done: list[_Done]) -> bool:
     if len({c.ident for c in chunks}) != len(chunks):
         return True  # the same block of rows twice
     new = [d.hashes for d in done if d.memo_key and d.hashes is not None]
-    old = [d.hashes for d in done if not d.memo_key and d.hashes is not None]
     fresh = np.sort(np.concatenate(new)) if new else np.array([], np.uint64)
     if len(fresh) > 1 and (fresh[1:] == fresh[:-1]).any():
         return True
-    if not len(fresh) or not old:
+    if not len(fresh):
         return False
-    reused = np.concatenate(old)
-    at = np.clip(np.searchsorted(fresh, reused), 0, len(fresh) - 1)
-    return bool((fresh[at] == reused).any())
+    # Each reused key against the (usually few) new ones: a 2**24-bit filter
+    # on the top bits first, so that the exact search sees ~1 key in 30.
+    seen = np.zeros(1 << FILTER_BITS, dtype=bool)
+    seen[fresh >> np.uint64(64 - FILTER_BITS)] = True
+    for d in done:
+        if d.memo_key or d.hashes is None:
+            continue
+        maybe = d.hashes[seen[d.hashes >> np.uint64(64 - FILTER_BITS)]]
+        if len(maybe):
+            at = np.clip(np.searchsorted(fresh, maybe), 0, len(fresh) - 1)
+            if (fresh[at] == maybe).any():
+                return True
+    return False
 
 
 def _names(header: bytes, sep: str) -> list[str]:
     return pacsv.read_csv(io.BytesIO(header), parse_options=pacsv.ParseOptions(delimiter=sep)).column_names
 
 
-def _parse(header: bytes, raw: bytes, sep: str, types: dict[str, pa.DataType] | None) -> pa.Table:
+def _parse(names: list[str], raw: bytes, sep: str, types: dict[str, pa.DataType] | None) -> pa.Table:
+    """The chunk's rows; ``names`` come from the file's header line, so the
+    chunk is parsed in place (no copy with the header in front)."""
     try:
         return pacsv.read_csv(
-            io.BytesIO(header + raw),
+            pa.BufferReader(pa.py_buffer(raw)),  # C++ reads of the bytes themselves: no GIL, no copy
             parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 column_types=types, strings_can_be_null=True, timestamp_parsers=[]
             ),
             read_options=pacsv.ReadOptions(
-                use_threads=False, block_size=max(len(raw) + len(header), 1 << 16)
+                column_names=names, use_threads=False, block_size=max(len(raw), 1 << 16)
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
         raise Fallback(str(e)) from e
 
 
-def _infer(header: bytes, raw: bytes, sep: str) -> dict[str, pa.DataType]:
+def _infer(names: list[str], raw: bytes, sep: str) -> dict[str, pa.DataType]:
     """Column types from the first chunk, in the forms the whole-file reader
     would give (text as large_string, integers with gaps as doubles)."""
-    table = _parse(header, raw, sep, None)
+    table = _parse(names, raw, sep, None)
     out: dict[str, pa.DataType] = {}
     for fld, col in zip(table.schema, table.columns, strict=True):
         t = fld.type
@@ -307,16 +319,16 @@ def _memo_key(header: bytes, raw: bytes, sep: str, types: dict[str, pa.DataType]
     doc = {
         "kind": "delimited-chunk/1",
         "sep": sep,
-        "header": hashing.hash_bytes(header),
+        "header": hashing.hash_bytes(header, threads=False),
         "types": {n: str(t) for n, t in types.items()},
         "key": key,
-        "raw": hashing.hash_bytes(raw),
+        "raw": hashing.hash_bytes(raw, threads=False),  # on a worker: both cores are busy already
     }
-    return hashing.hash_bytes(canonical_json(doc))
+    return hashing.hash_bytes(canonical_json(doc), threads=False)
 
 
 def _parse_chunk(job: _Job, raw: bytes) -> tuple[Chunk, np.ndarray | None]:
-    table = _parse(job.header, raw, job.sep, job.types)
+    table = _parse(list(job.types), raw, job.sep, job.types)
     schema = pa.schema([pa.field(n, t) for n, t in job.types.items()])
     if table.schema != schema:
         try:
@@ -324,7 +336,7 @@ def _parse_chunk(job: _Job, raw: bytes) -> tuple[Chunk, np.ndarray | None]:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
             raise Fallback(str(e)) from e
     if job.key is None:
-        return Chunk(id=job.staging.put(parquet_bytes(table)), rows=table.num_rows), None
+        return Chunk(id=job.staging.put(parquet_buffer(table)), rows=table.num_rows), None
     col = table.column(job.key)
     if col.null_count:
         raise Fallback("empty key")
@@ -335,7 +347,7 @@ def _parse_chunk(job: _Job, raw: bytes) -> tuple[Chunk, np.ndarray | None]:
     keys_id = job.staging.put(hashes.tobytes())
     chunk = _as_patch(job, table, keys_id)
     if chunk is None:
-        chunk = Chunk(id=job.staging.put(parquet_bytes(table)), rows=table.num_rows, keys=keys_id)
+        chunk = Chunk(id=job.staging.put(parquet_buffer(table)), rows=table.num_rows, keys=keys_id)
     if job.labels is not None:
         job.labels.add(counts)
     return chunk, hashes

@@ -33,41 +33,70 @@ class Fallback(Exception):  # noqa: N818 - a signal, not an error the user sees
 
 
 def line_chunks(stream: BinaryIO) -> Iterator[tuple[bytes, bytes]]:
-    """(header line, chunk) pairs: every chunk a run of whole lines."""
+    """(header line, chunk) pairs: every chunk a run of whole lines.
+
+    The file is read into one reused buffer (a fresh 64 MiB object per read
+    costs page faults for every byte, twice with the carried-over tail);
+    each chunk is copied out of it once."""
     header = stream.readline()
     if not header.strip():
         raise Fallback("no header line")
     cdc = FastCDC(avg_size=AVG_BYTES, min_size=MIN_BYTES, max_size=CDC_MAX)
-    data, pos, eof = b"", 0, False
-    while True:
-        if not eof and len(data) - pos < MAX_BYTES:  # keep a whole maximal chunk in view
-            block = stream.read(BLOCK)
-            eof = not block
-            data, pos = data[pos:] + block, 0
-            continue
-        if pos >= len(data):
-            return
-        end = _cut(cdc, data, pos, eof)
-        chunk = data[pos:end]
-        yield header, chunk if chunk.endswith(b"\n") else chunk + b"\n"
-        pos = end
+    buf = bytearray(BLOCK + MAX_BYTES)
+    view = memoryview(buf)
+    start, end, eof = 0, 0, False  # unread data: buf[start:end]
+    try:
+        while True:
+            if not eof and end - start < MAX_BYTES:  # keep a whole maximal chunk in view
+                tail = end - start
+                if start:
+                    buf[:tail] = view[start:end].tobytes()  # < MAX_BYTES, once per block
+                start, end = 0, tail
+                got = _fill(stream, view[end:])
+                eof = got == 0
+                end += got
+                continue
+            if start >= end:
+                return
+            cut = _cut(cdc, buf, view, start, end, eof)
+            chunk = view[start:cut].tobytes()
+            yield header, chunk if chunk.endswith(b"\n") else chunk + b"\n"
+            start = cut
+    finally:
+        view.release()
 
 
-def _cut(cdc: FastCDC, data: bytes, pos: int, eof: bool) -> int:
+def _fill(stream: BinaryIO, into: memoryview) -> int:
+    """Read up to len(into) bytes into ``into``; 0 at the end of the file."""
+    readinto = getattr(stream, "readinto", None)
+    if readinto is None:
+        block = stream.read(len(into))
+        into[: len(block)] = block
+        return len(block)
+    total = 0
+    while total < len(into):  # a read may return less than asked before the end
+        n = readinto(into[total:])
+        if not n:
+            break
+        total += n
+    return total
+
+
+def _cut(cdc: FastCDC, buf: bytearray, view: memoryview, pos: int, end: int, eof: bool) -> int:
     """End (exclusive) of the chunk starting at ``pos``: FastCDC's boundary,
     moved on to just after the next newline."""
     # FastCDC decides within CDC_MAX bytes; a bounded view keeps pyfastcdc from copying the rest
-    first = next(iter(cdc.cut_buf(memoryview(data)[pos : pos + CDC_MAX])))
+    first = next(iter(cdc.cut_buf(view[pos : min(pos + CDC_MAX, end)])))
     boundary = pos + first.length
-    if boundary >= len(data):
-        return len(data)  # the rest of the file (we hold MAX_BYTES ahead unless at its end)
-    newline = data.find(b"\n", boundary - 1)
+    if boundary >= end:
+        return end  # the rest of the file (we hold MAX_BYTES ahead unless at its end)
+    newline = buf.find(b"\n", boundary - 1, end)
     if newline == -1:
         if not eof:
             raise Fallback("a line longer than the read-ahead")
-        return len(data)
-    end = newline + 1
-    if end - pos > MAX_BYTES:  # a very long line: end at the last line end within bounds, if any
-        back = data.rfind(b"\n", pos, pos + MAX_BYTES)
-        end = back + 1 if back >= pos else end
-    return end
+        return end
+    cut = newline + 1
+    if cut - pos > MAX_BYTES:  # a very long line: end at the last line end within bounds, if any
+        back = buf.rfind(b"\n", pos, pos + MAX_BYTES)
+        cut = back + 1 if back >= pos else cut
+    return cut

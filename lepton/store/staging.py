@@ -26,6 +26,7 @@ import shutil
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from lepton import hashing
 from lepton.store.errors import translate
@@ -46,9 +47,10 @@ class Staging:
         # flush at publish finds most of it on disk already
         self._writeback = _sync_file_range() if self.local and store.durable else None
 
-    def put(self, data: bytes) -> str:
-        """Stage ``data``; returns its key. Thread-safe."""
-        key = hashing.hash_bytes(data)
+    def put(self, data: bytes | memoryview | Any) -> str:  # anything with the buffer protocol
+        """Stage ``data``; returns its key. Thread-safe; called from busy workers,
+        so it hashes on the calling thread only."""
+        key = hashing.hash_bytes(data, threads=False)
         with self.lock:
             if key in self.paths:
                 return key

@@ -184,9 +184,8 @@ class Repo:
                 self.store, name, loc, path, url, progress=progress, state=self.state, parent=parent
             )
             return self._commit(manifest, message, {"source": url}, run_id)
-        meta = {"source": url} | self._source_key(loc, path)
-        manifest = self._snapshot_table_file(name, loc, path, url, key, progress)
-        return self._commit(manifest, message, meta, run_id)
+        manifest, source_key = self._snapshot_table_file(name, loc, path, url, key, progress)
+        return self._commit(manifest, message, {"source": url} | source_key, run_id)
 
     def _snapshot_table_file(self, name, loc, path, url, key, progress):  # type: ignore[no-untyped-def]
         """CSV/TSV go through the streaming, memoised ingest; anything it cannot
@@ -203,11 +202,13 @@ class Repo:
                 self.store, memo, loc, path, sep=sep, name=name, key=key, previous=previous, progress=progress
             )
             if got is not None:
-                return got
+                return got[0], self._source_key(loc, path, got[1])
+        source_key = self._source_key(loc, path)  # before the read: an edit during it shows as a change
         table = sources.read_table(loc, path, url)
-        return _snap.snapshot_table(
+        manifest = _snap.snapshot_table(
             self.store, name, table, key, progress, previous.chunks if previous else ()
         )
+        return manifest, source_key
 
     def _latest_table(self, name: str) -> TableDataset | Labelset | None:
         """The latest version of ``name`` if it is a table (to reuse or patch its chunks)."""
@@ -276,7 +277,7 @@ class Repo:
         else:
             url = os.fspath(source)
             loc, path = self._source(url)
-            meta = {"source": url, "dataset": target.ref} | self._source_key(loc, path)
+            meta = {"source": url, "dataset": target.ref}
             sep = fileingest.streamable(loc, path, url)
             fast = None
             if sep is not None:
@@ -295,7 +296,8 @@ class Repo:
                     progress=progress,
                 )
             if fast is not None:
-                return self._commit(fast, message, meta, run_id)
+                return self._commit(fast[0], message, meta | self._source_key(loc, path, fast[1]), run_id)
+            meta |= self._source_key(loc, path)  # before the read: an edit during it shows as a change
             table = sources.read_table(loc, path, url)
         manifest = _snap.snapshot_labels(
             self.store,
@@ -311,10 +313,16 @@ class Repo:
         )
         return self._commit(manifest, message, meta | {"dataset": target.ref}, run_id)
 
-    def _source_key(self, loc, path: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
-        """The file's key (for status), taken before it is read: an edit
-        during the read shows as a change."""
-        return {"source_key": statecache.file_key(path, self.state)} if loc.is_local else {}
+    def _source_key(self, loc, path: str, read=None) -> dict[str, str]:  # type: ignore[no-untyped-def]
+        """The file's key (for status): hashed as the streaming ingest read it
+        (``read``: kept only if the file did not change during the read), else
+        read again now. Either way an edit during the read shows as a change."""
+        if not loc.is_local:
+            return {}
+        if read is None:
+            return {"source_key": statecache.file_key(path, self.state)}
+        self.state.record([(read.file, read.key)], read.checked_ns)
+        return {"source_key": read.key}
 
     def _source(self, url: str):  # type: ignore[no-untyped-def]
         if "\x00" in url:

@@ -89,7 +89,10 @@ def test_status_of_a_table_file(repo, tmp_path):
     os.utime(csv, (time.time() - 60, time.time() - 60))  # past the racy window
     st = repo.status("tab", csv)
     assert (st.layout, st.base, st.changed, st.read) == ("table", None, True, 1)
-    repo.snapshot_data("tab", csv, key="id")
+    snap = repo.snapshot_data("tab", csv, key="id")
+    from lepton.data.statecache import hash_path
+
+    assert snap.version.meta["source_key"] == hash_path(str(csv))  # hashed by the ingest as it read
     st = repo.status("tab", csv)
     assert (st.base, st.changed, st.read) == ("tab@v1", False, 0), "hashed at snapshot, from the cache now"
     frame.loc[7, "x"] = -1.0

@@ -6,12 +6,18 @@ the whole-file reader, whose errors name the file, row and field."""
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
+import blake3
 import numpy as np
 import pandas as pd
 
-from lepton.data import ingest
+from lepton import hashing
+from lepton.data import ingest, statecache
 from lepton.data.chunks import read_chunks
 from lepton.data.sources import check_table_file
 from lepton.manifest import Labelset, Manifest, Parent, TableDataset, TreeDataset
@@ -19,6 +25,38 @@ from lepton.store.fs import Location
 from lepton.store.objects import ObjectStore
 
 Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class SourceRead:
+    """A local source file's content key, hashed while the ingest read it
+    (one read instead of two), and its state when the read began."""
+
+    file: statecache.LocalFile
+    key: str
+    checked_ns: int  # a time before the file was stat'ed (for the state cache)
+
+
+class _Hashing:
+    """A binary stream that hashes every byte read through it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw, self.hasher = raw, blake3.blake3()
+
+    def readline(self, *args: Any) -> bytes:
+        line = self.raw.readline(*args)
+        self.hasher.update(line)
+        return line
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.hasher.update(data)
+        return data
+
+    def readinto(self, into: memoryview) -> int:
+        n = self.raw.readinto(into) or 0
+        self.hasher.update(into[:n])
+        return n
 
 
 def streamable(location: Location, path: str, url: str) -> str | None:
@@ -41,11 +79,13 @@ def dataset_file(
     key: str | None,
     previous: TableDataset | Labelset | None,
     progress: Progress | None,
-) -> TableDataset | None:
-    got = _ingest(store, memo, location, path, sep, key, previous, progress, None)
-    if got is None:
+) -> tuple[TableDataset, SourceRead | None] | None:
+    """The dataset, and the source's key when it was hashed on the way."""
+    taken = _ingest(store, memo, location, path, sep, key, previous, progress, None)
+    if taken is None:
         return None
-    return TableDataset(name=name, key=key, columns=got.columns, rows=got.rows, chunks=got.chunks)
+    got, read = taken
+    return TableDataset(name=name, key=key, columns=got.columns, rows=got.rows, chunks=got.chunks), read
 
 
 def labelset_file(
@@ -62,15 +102,17 @@ def labelset_file(
     dataset_id: str,
     previous: TableDataset | Labelset | None,
     progress: Progress | None,
-) -> Labelset | None:
+) -> tuple[Labelset, SourceRead | None] | None:
+    """The labelset, and the source's key when it was hashed on the way."""
     samples = sample_hashes(store, dataset)
     if samples is None:
         return None
     rule = ingest.LabelRule(label=label, samples=samples[0], key_type=samples[1])
-    got = _ingest(store, memo, location, path, sep, key, previous, progress, rule)
-    if got is None:
+    taken = _ingest(store, memo, location, path, sep, key, previous, progress, rule)
+    if taken is None:
         return None
-    return Labelset(
+    got, read = taken
+    labelset = Labelset(
         name=name,
         key=key,
         label=label,
@@ -80,6 +122,7 @@ def labelset_file(
         chunks=got.chunks,
         parents=(Parent(id=dataset_id, role="dataset"),),
     )
+    return labelset, read
 
 
 def sample_hashes(store: ObjectStore, dataset: Manifest) -> tuple[np.ndarray, str] | None:
@@ -108,12 +151,19 @@ def _ingest(
     previous: TableDataset | Labelset | None,
     progress: Progress | None,
     labels: ingest.LabelRule | None,
-) -> ingest.Ingested | None:
-    """The streaming ingest of one file, or None where it falls back."""
+) -> tuple[ingest.Ingested, SourceRead | None] | None:
+    """The streaming ingest of one file (None where it falls back); a local
+    file is hashed as it is read, and its key kept if it did not change meanwhile."""
+    checked = time.time_ns()
+    before = statecache.local_file(path) if location.is_local else None
     try:
         with location.fs.open(path, "rb") as stream:
-            return ingest.ingest_delimited(
-                store, memo, stream, sep=sep, key=key, previous=previous, progress=progress, labels=labels
+            reader = _Hashing(stream) if before is not None else stream
+            got = ingest.ingest_delimited(
+                store, memo, reader, sep=sep, key=key, previous=previous, progress=progress, labels=labels
             )
     except ingest.Fallback:
         return None
+    if before is None or statecache.stat_of(os.stat(path)) != before.stat:
+        return got, None
+    return got, SourceRead(before, hashing.finish(reader.hasher), checked)  # type: ignore[union-attr]

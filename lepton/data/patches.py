@@ -24,18 +24,30 @@ MAX_CHANGED = 0.25
 
 
 def read_chunk(store: ObjectStore, chunk: Chunk, columns: list[str] | None = None) -> pa.Table:
-    """The rows a chunk entry stands for (a patch applied to its base chain)."""
-    if chunk.base is None:
-        return pq.read_table(io.BytesIO(store.read_bytes(chunk.id)), columns=columns)
-    base = read_chunk(store, chunk.base, columns)
-    patch = pq.read_table(
-        io.BytesIO(store.read_bytes(chunk.id)), columns=None if columns is None else [*columns, POS]
-    )
-    positions = patch.column(POS).to_numpy()
-    rows = patch.drop_columns([POS])
+    """The rows a chunk entry stands for (its patches applied to its base).
+
+    One pass over the chain: the positions of every patch, oldest first, are
+    folded into one index (a later patch wins), then the base and all the
+    patches' rows are taken through it once; a chain of d patches costs one
+    take, not d."""
+    chain: list[Chunk] = []
+    while chunk.base is not None:
+        chain.append(chunk)
+        chunk = chunk.base
+    base = pq.read_table(io.BytesIO(store.read_bytes(chunk.id)), columns=columns)
+    if not chain:
+        return base
     take = np.arange(base.num_rows, dtype=np.int64)
-    take[positions] = base.num_rows + np.arange(len(positions), dtype=np.int64)
-    return pa.concat_tables([base, rows.cast(base.schema)]).take(pa.array(take))
+    parts, offset = [base], base.num_rows
+    for patch_chunk in reversed(chain):
+        patch = pq.read_table(
+            io.BytesIO(store.read_bytes(patch_chunk.id)), columns=None if columns is None else [*columns, POS]
+        )
+        positions = patch.column(POS).to_numpy()
+        take[positions] = offset + np.arange(len(positions), dtype=np.int64)
+        parts.append(patch.drop_columns([POS]).cast(base.schema))
+        offset += len(positions)
+    return pa.concat_tables(parts).take(pa.array(take))
 
 
 def try_patch(

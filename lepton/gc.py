@@ -9,7 +9,8 @@ parents (and a large tree's listing objects: lepton/data/listing.py), by
 - memoised step results (fits, evaluations, costs). Memoised CSV chunks are
   not roots: they are written before their snapshot registers, so keeping
   them would keep a crashed snapshot's orphans forever, and the ingest only
-  reuses a memoised chunk that the previous registered version names.
+  reuses a memoised chunk that the previous registered version names. gc
+  drops the memo rows of the chunks it removes.
 
 An unreferenced object is removed only once it is older than the grace
 period, by the store's clock. This is what makes gc safe next to writers:
@@ -53,6 +54,7 @@ from lepton.data import listing
 from lepton.errors import IntegrityError, InvalidInput, LeptonError
 from lepton.manifest import Manifest, TreeDataset, parse_stored
 from lepton.registry import schema as t
+from lepton.registry.memo import RegistryMemo
 from lepton.repo import Repo
 from lepton.store import sweep
 from lepton.store.errors import is_missing_bucket, translate
@@ -132,6 +134,8 @@ def collect(
             tmp.append(e)
     uploads = sweep.stale_uploads(store, cutoff)
     if not dry_run:
+        # memos of collected CSV chunks would only be misses from now on
+        RegistryMemo(repo.engine).forget((e.name for e in removed), CACHE_ONLY_MEMOS)
         for path, key in put_back:
             sweep.put_back(store, path, key)
         for e in tmp:

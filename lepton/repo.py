@@ -238,17 +238,25 @@ class Repo:
         if not loc.fs.exists(path):
             raise NotFound(f"{url}: no such file or folder")
         latest = self.registry.latest(name) if self.registry.has_name(name) else None
-        manifest = self.load(latest.id) if latest else None
+        # a table's status needs only the key recorded with its version: its
+        # manifest (thousands of chunk entries) is not parsed, only its layout read
+        layout = self._layout(latest.id) if latest else None
         if kind == "labelset" and loc.fs.isdir(path):
             raise InvalidInput(f"{url}: is a folder; a labelset's source is one table file")
         if loc.fs.isdir(path):
-            if latest is not None and not isinstance(manifest, TreeDataset):
+            if latest is not None and layout != "tree":
                 raise InvalidInput(f"{latest.ref} is a table and {url} is a folder")
-            base = (latest.ref, manifest) if latest is not None else None
-            return trees.tree_status(name, base, loc, path, url, self.state)
-        if isinstance(manifest, TreeDataset):
+            base = (latest.ref, self.load(latest.id)) if latest is not None else None
+            return trees.tree_status(name, base, loc, path, url, self.state)  # type: ignore[arg-type]
+        if layout == "tree":
             raise InvalidInput(f"{latest.ref} is a file tree and {url} is not a folder")  # type: ignore[union-attr]
         return trees.table_status(name, latest, loc, path, url, self.state)
+
+    def _layout(self, id: str) -> str | None:
+        """A manifest's layout ("table", "tree"; None for other kinds), from its verified bytes."""
+        import json
+
+        return json.loads(self.store.read_bytes(id)).get("layout")
 
     def snapshot_labels(
         self,

@@ -123,6 +123,8 @@ def test_a_crashed_csv_snapshot_is_collected_and_can_be_redone(repo, tmp_path, m
     orphans = _age_all(repo.store)
     assert memoised and memoised <= orphans
     assert set(collect(repo, dry_run=False).removed) == orphans
+    with repo.engine.connect() as conn:  # their memos went with them
+        assert not set(conn.execute(select(schema.memos.c.artifact_id)).scalars())
     repo.snapshot_data("big", csv, key="id")
     assert repo.verify("big").ok
     pd.testing.assert_frame_equal(repo.read_table("big"), pd.read_csv(csv), check_dtype=False)

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import itertools
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +29,8 @@ from lepton.store.objects import ObjectStore
 
 Progress = Callable[[int], None]
 JSONL_BATCH = 65_536
+READERS = 2  # both cores decode chunks while the writer formats the ones before
+READ_AHEAD = 4
 
 
 def checkout(store: ObjectStore, manifest: Manifest, dest: Path, progress: Progress | None = None) -> Path:
@@ -42,17 +47,14 @@ def _table(store: ObjectStore, manifest: TableDataset | Labelset, dest: Path) ->
     fmt = TABLE_FORMATS.get(dest.suffix.lower())
     if fmt is None:
         raise InvalidInput(f"{dest}: unknown table format; use .parquet, .csv, .tsv or .jsonl")
-    table = pa.concat_tables([read_chunk(store, c) for c in manifest.chunks])
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
     os.close(fd)
     try:
-        if fmt == "parquet":
-            pq.write_table(table, tmp)
-        elif fmt in ("csv", "tsv"):
-            _write_delimited(table, tmp, "," if fmt == "csv" else "\t")
+        if fmt == "jsonl":
+            _write_jsonl(pa.concat_tables(_chunks(store, manifest)).to_pandas(), tmp)
         else:
-            _write_jsonl(table.to_pandas(), tmp)
+            _write_streaming(store, manifest, tmp, fmt)
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
@@ -60,13 +62,44 @@ def _table(store: ObjectStore, manifest: TableDataset | Labelset, dest: Path) ->
     return dest
 
 
-def _write_delimited(table: pa.Table, path: str, sep: str) -> None:
-    """Arrow's multithreaded CSV writer (about 10x pandas); nested columns,
-    which it cannot write, go through pandas."""
+def _chunks(store: ObjectStore, manifest: TableDataset | Labelset) -> Iterator[pa.Table]:
+    """The chunks' rows in order, read and decoded READ_AHEAD at a time on
+    threads (reading, decompressing and decoding release the GIL)."""
+    pending: deque[Future[pa.Table]] = deque()
+    todo = iter(manifest.chunks)
+    with ThreadPoolExecutor(READERS) as pool:
+        for c in itertools.islice(todo, READ_AHEAD):
+            pending.append(pool.submit(read_chunk, store, c))
+        while pending:
+            table = pending.popleft().result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append(pool.submit(read_chunk, store, nxt))
+            yield table
+
+
+def _write_streaming(store: ObjectStore, manifest: TableDataset | Labelset, path: str, fmt: str) -> None:
+    """Chunk by chunk into one Parquet or CSV/TSV file: memory holds a few
+    chunks, not the table. Columns Arrow's CSV writer cannot write (nested
+    ones) go through pandas, on the whole table."""
+    chunks = _chunks(store, manifest)
+    first = next(chunks)
     try:
-        pacsv.write_csv(table, path, pacsv.WriteOptions(delimiter=sep, quoting_style="needed"))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        table.to_pandas().to_csv(path, index=False, sep=sep)
+        if fmt == "parquet":
+            with pq.ParquetWriter(path, first.schema) as out:
+                for table in itertools.chain([first], chunks):
+                    out.write_table(table.cast(first.schema))
+            return
+        sep = "," if fmt == "csv" else "\t"
+        if any(pa.types.is_nested(f.type) for f in first.schema):  # Arrow's CSV writer cannot
+            pa.concat_tables([first, *chunks]).to_pandas().to_csv(path, index=False, sep=sep)
+            return
+        options = pacsv.WriteOptions(delimiter=sep, quoting_style="needed")
+        with pacsv.CSVWriter(path, first.schema, write_options=options) as writer:
+            for table in itertools.chain([first], chunks):
+                writer.write_table(table.cast(first.schema))
+    finally:
+        chunks.close()
 
 
 def _write_jsonl(frame: pd.DataFrame, path: str) -> None:

@@ -40,6 +40,20 @@ class RegistryMemo:
                 out.update({k: a for k, a in rows})
         return out
 
+    def forget(self, artifact_ids: Iterable[str], kinds: Iterable[str]) -> int:
+        """Drop the memos of ``kinds`` that name one of ``artifact_ids`` (gc
+        removed them); returns how many."""
+        todo, kinds, gone = sorted(set(artifact_ids)), list(kinds), 0
+        with self.engine.begin() as conn:
+            for i in range(0, len(todo), 500):
+                done = conn.execute(
+                    t.memos.delete().where(
+                        t.memos.c.artifact_id.in_(todo[i : i + 500]), t.memos.c.kind.in_(kinds)
+                    )
+                )
+                gone += done.rowcount
+        return gone
+
     def memo_put(self, key: str, artifact_id: str, kind: str) -> None:
         """First writer wins; a concurrent equal computation is harmless."""
         self.memo_put_many([(key, artifact_id)], kind)

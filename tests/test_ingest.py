@@ -27,6 +27,21 @@ def _cut(data: bytes, block: int, monkeypatch) -> list[bytes]:  # type: ignore[n
     return [c for _, c in ingest.line_chunks(io.BytesIO(b"id,x,label\n" + data))]
 
 
+def test_edits_past_the_first_bytes_of_lines_keep_every_boundary(monkeypatch):  # type: ignore[no-untyped-def]
+    """A relabel (or new feature values) leaves every line's first field as it
+    was, so every chunk keeps its rows, and can be stored as a patch over its
+    old self."""
+    rnd = random.Random(5)
+    labels = [rnd.randint(0, 9) for _ in range(300_000)]
+    before = b"".join(f"{10_000_000 + i},{y}\n".encode() for i, y in enumerate(labels))
+    for i in rnd.sample(range(len(labels)), len(labels) // 100):  # 1% relabelled
+        labels[i] = (labels[i] + 1) % 10
+    after = b"".join(f"{10_000_000 + i},{y}\n".encode() for i, y in enumerate(labels))
+    monkeypatch.setattr(linecuts, "BLOCK", 1 << 20)
+    a, b = ([c for _, c in linecuts.line_chunks(io.BytesIO(b"id,label\n" + d), ",")] for d in (before, after))
+    assert len(a) > 3 and [len(c) for c in a] == [len(c) for c in b] and a != b
+
+
 def test_chunks_are_whole_lines_and_independent_of_read_blocks(monkeypatch):  # type: ignore[no-untyped-def]
     body = b"".join(_lines(200_000))
     a = _cut(body, 1 << 20, monkeypatch)

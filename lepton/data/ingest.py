@@ -163,7 +163,8 @@ def ingest_delimited(
     staging = Staging(store)  # new objects: visible only once the whole table is valid
     try:
         with ThreadPoolExecutor(PARSE_WORKERS) as pool:
-            for header, raw in line_chunks(stream, sep):
+            # labelsets by first field: a relabel must not move boundaries (see linecuts)
+            for header, raw in line_chunks(stream, sep if labels is not None else None):
                 if job is None:
                     types = _start(header, raw, sep, key, types, labels)
                     job = _Job(store, staging, header, sep, types, key, known, by_keys, labels, progress)

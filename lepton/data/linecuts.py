@@ -1,29 +1,28 @@
-"""Line-aligned, content-defined cuts of delimited text.
+"""Line-aligned, content-defined cuts of delimited text, two ways.
 
-A chunk may end after a line whose first PREFIX (16) bytes (usually the
-first field: for a keyed table, typically its key) hash, with a probability
-proportional to the line's length, below a threshold: a boundary every
-AVG_BYTES on average. A chunk is at least MIN_BYTES (the last one excepted)
-and ends at the last line end within CDC_MAX if no boundary comes first
-(a single longer line makes a chunk of its own).
+- FastCDC over the bytes (pyfastcdc's C gear hash, restarted at each chunk
+  start), the cut moved on to the next line end: 0.46 s per GiB. A chunk's
+  boundary moves when an edit falls in the 64 bytes before it (and, through
+  the minimum size, the next chunks' starts may follow): for tables of long
+  lines an edit rarely does; for short lines it often does.
+- By first field (``line_chunks(stream, sep)``): a chunk may end after a line
+  whose first field (its first PREFIX bytes, up to the separator: the key,
+  in the usual layout) hashes below a threshold proportional to the line's
+  length, one boundary every AVG_BYTES on average. Edits further along a
+  line never move a boundary. Vectorised with numpy per read block (line
+  ends, prefixes as rows of a sliding window, a SWAR mask at the separator,
+  murmur3's finaliser): ~1 s per GiB, and slower still beside the parsing
+  workers. Lines whose keys share their first PREFIX bytes all decide alike.
 
-So boundaries depend only on the lines' prefixes: an edit further along a
-line (a relabel, new feature values) never moves a boundary, and the chunk
-keeps its keys, which lets the ingest store it as a patch over its previous
-version; an insertion or deletion moves only the boundaries near it; and the
-cuts never depend on where a read block began. (FastCDC over the bytes,
-used before, moved a boundary whenever an edit fell in the 64 bytes before
-it, and with it the next chunks' starts: a 1% relabel of an `id,label`
-file re-cut ~13% of the chunks, which then could not be patches.)
+The ingest cuts datasets with FastCDC and labelsets (short `id,label` lines,
+relabelled 1% at a time: FastCDC re-cut ~13% of their chunks, which then
+could not be stored as patches) by first field.
 
-Vectorised with numpy per read block: line ends, each line's prefix as a
-row of a sliding window, a 64-bit mix (murmur3's finaliser), then a short
-walk over the candidate lines. Measured on the benchmark's 1 GiB CSV:
-0.8 s per GiB in the reading thread (FastCDC: 0.46 s).
-
-Lines that share their first PREFIX bytes (longer keys with a common
-start) all decide alike: where such a run has no boundary, chunks end at
-CDC_MAX, and an insertion shifts those cuts until the next boundary.
+Either way boundaries depend only on the bytes from the chunk's own start,
+so equal runs of lines give equal chunks in every version of the file, an
+insertion moves only the boundaries near it, and the cuts never depend on
+where a read block began. A chunk is at least MIN_BYTES (the last one
+excepted) and ends by CDC_MAX unless a single line is longer.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 import numpy as np
+from pyfastcdc.cy import FastCDC
 
 AVG_BYTES, MIN_BYTES, CDC_MAX = 768 << 10, 256 << 10, 4 << 20
 MAX_BYTES = 8 << 20  # CDC_MAX plus room to reach the end of the line
@@ -47,9 +47,8 @@ class Fallback(Exception):  # noqa: N818 - a signal, not an error the user sees
 
 
 def line_chunks(stream: BinaryIO, sep: str | None = None) -> Iterator[tuple[bytes, bytes]]:
-    """(header line, chunk) pairs: every chunk a run of whole lines. With
-    ``sep``, a line's prefix stops at its first separator: only the first
-    field (the key, in the usual layout) decides the boundaries.
+    """(header line, chunk) pairs: every chunk a run of whole lines; cut by
+    FastCDC, or with ``sep`` by the lines' first fields.
 
     The file is read into one reused buffer (a fresh 64 MiB object per read
     costs page faults for every byte, twice with the carried-over tail);
@@ -60,7 +59,8 @@ def line_chunks(stream: BinaryIO, sep: str | None = None) -> Iterator[tuple[byte
     buf = bytearray(BLOCK + MAX_BYTES)
     view = memoryview(buf)
     start, end, eof = 0, 0, False  # unread data: buf[start:end]
-    lines: _Lines | None = None
+    cdc = FastCDC(avg_size=AVG_BYTES, min_size=MIN_BYTES, max_size=CDC_MAX)
+    lines: _Lines | _Bytes | None = None
     try:
         while True:
             if not eof and end - start < MAX_BYTES:  # keep a whole maximal chunk in view
@@ -76,13 +76,38 @@ def line_chunks(stream: BinaryIO, sep: str | None = None) -> Iterator[tuple[byte
             if start >= end:
                 return
             if lines is None:
-                lines = _Lines(buf, start, end, eof, sep)
+                lines = _Lines(buf, start, end, eof, sep) if sep else _Bytes(cdc, buf, view, end, eof)
             cut = lines.cut(start)
             chunk = view[start:cut].tobytes()
             yield header, chunk if chunk.endswith(b"\n") else chunk + b"\n"
             start = cut
     finally:
         view.release()
+
+
+class _Bytes:
+    """FastCDC's boundaries in buf[:end], each moved on to the next line end."""
+
+    def __init__(self, cdc: FastCDC, buf: bytearray, view: memoryview, end: int, eof: bool) -> None:
+        self.cdc, self.buf, self.view, self.end, self.eof = cdc, buf, view, end, eof
+
+    def cut(self, pos: int) -> int:
+        """End (exclusive) of the chunk starting at ``pos``."""
+        # FastCDC decides within CDC_MAX bytes; a bounded view keeps pyfastcdc from copying the rest
+        first = next(iter(self.cdc.cut_buf(self.view[pos : min(pos + CDC_MAX, self.end)])))
+        boundary = pos + first.length
+        if boundary >= self.end:
+            return self.end  # the rest of the file (we hold MAX_BYTES ahead unless at its end)
+        newline = self.buf.find(b"\n", boundary - 1, self.end)
+        if newline == -1:
+            if not self.eof:
+                raise Fallback("a line longer than the read-ahead")
+            return self.end
+        cut = newline + 1
+        if cut - pos > MAX_BYTES:  # a very long line: end at the last line end within bounds, if any
+            back = self.buf.rfind(b"\n", pos, pos + MAX_BYTES)
+            cut = back + 1 if back >= pos else cut
+        return cut
 
 
 class _Lines:

@@ -20,6 +20,7 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict, Field
 
 from lepton import events
+from lepton.pipeline.context import resolve_source
 from lepton.project import load_project
 from lepton.repo import open_repo
 from lepton.watch import WatchSpec, poll
@@ -46,11 +47,9 @@ class WatchParams(BaseModel):
 def watch_source(params: WatchParams | None = None) -> dict[str, Any]:
     params = params or WatchParams()
     root = Path(params.repo).resolve()
-    config = Path(params.config) if Path(params.config).is_absolute() else root / params.config
+    config = root / params.config  # an absolute config stays as it is
     project, project_root = load_project(config)
-    source = params.source or project.data.source
-    if "://" not in source and not Path(source).is_absolute():
-        source = str((project_root / source).resolve())
+    source = resolve_source(project_root, params.source or project.data.source)
     spec = WatchSpec(
         name=project.data.name,
         source=source,

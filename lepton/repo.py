@@ -11,6 +11,7 @@ users run on them. This is the Python API behind the `lepton` command.
 from __future__ import annotations
 
 import getpass
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -239,24 +240,19 @@ class Repo:
             raise NotFound(f"{url}: no such file or folder")
         latest = self.registry.latest(name) if self.registry.has_name(name) else None
         # a table's status needs only the key recorded with its version: its
-        # manifest (thousands of chunk entries) is not parsed, only its layout read
-        layout = self._layout(latest.id) if latest else None
+        # manifest (thousands of chunk entries) is read but not parsed, only its layout looked up
+        raw = self.store.read_bytes(latest.id) if latest else None
+        layout = json.loads(raw).get("layout") if raw else None
         if kind == "labelset" and loc.fs.isdir(path):
             raise InvalidInput(f"{url}: is a folder; a labelset's source is one table file")
         if loc.fs.isdir(path):
             if latest is not None and layout != "tree":
                 raise InvalidInput(f"{latest.ref} is a table and {url} is a folder")
-            base = (latest.ref, self.load(latest.id)) if latest is not None else None
+            base = (latest.ref, parse_manifest(raw, latest.id, self.store.read_bytes)) if latest else None
             return trees.tree_status(name, base, loc, path, url, self.state)  # type: ignore[arg-type]
         if layout == "tree":
             raise InvalidInput(f"{latest.ref} is a file tree and {url} is not a folder")  # type: ignore[union-attr]
         return trees.table_status(name, latest, loc, path, url, self.state)
-
-    def _layout(self, id: str) -> str | None:
-        """A manifest's layout ("table", "tree"; None for other kinds), from its verified bytes."""
-        import json
-
-        return json.loads(self.store.read_bytes(id)).get("layout")
 
     def snapshot_labels(
         self,

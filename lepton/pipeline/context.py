@@ -13,6 +13,14 @@ from lepton.registry.memo import RegistryMemo
 from lepton.repo import Repo
 
 
+def resolve_source(root: Path, path: str) -> str:
+    """A data source named in a project config: a URL or absolute path as is,
+    a relative path against the config's folder ``root``."""
+    if "://" in path or Path(path).is_absolute():
+        return path
+    return str((root / path).resolve())
+
+
 @dataclass(frozen=True)
 class Context:
     repo: Repo
@@ -28,9 +36,7 @@ class Context:
         return self.project.component_types()
 
     def source(self, path: str) -> str:
-        if "://" in path or Path(path).is_absolute():
-            return path
-        return str((self.root / path).resolve())
+        return resolve_source(self.root, path)
 
     def manifest(self, id: str) -> Manifest:
         return self.repo.load(id)

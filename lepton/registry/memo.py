@@ -4,7 +4,7 @@ rebuild restores it from the manifests that carry their key."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
@@ -29,13 +29,11 @@ class RegistryMemo:
         """Every memo naming one of ``ids``: memo key -> artifact id (one query per 500 ids)."""
         if not self.read:
             return {}
-        todo, out = sorted(set(ids)), {}
+        out: dict[str, str] = {}
         with self.engine.connect() as conn:
-            for i in range(0, len(todo), 500):
+            for part in _batches(ids):
                 rows = conn.execute(
-                    select(t.memos.c.key, t.memos.c.artifact_id).where(
-                        t.memos.c.artifact_id.in_(todo[i : i + 500])
-                    )
+                    select(t.memos.c.key, t.memos.c.artifact_id).where(t.memos.c.artifact_id.in_(part))
                 )
                 out.update({k: a for k, a in rows})
         return out
@@ -43,13 +41,11 @@ class RegistryMemo:
     def forget(self, artifact_ids: Iterable[str], kinds: Iterable[str]) -> int:
         """Drop the memos of ``kinds`` that name one of ``artifact_ids`` (gc
         removed them); returns how many."""
-        todo, kinds, gone = sorted(set(artifact_ids)), list(kinds), 0
+        kinds, gone = list(kinds), 0
         with self.engine.begin() as conn:
-            for i in range(0, len(todo), 500):
+            for part in _batches(artifact_ids):
                 done = conn.execute(
-                    t.memos.delete().where(
-                        t.memos.c.artifact_id.in_(todo[i : i + 500]), t.memos.c.kind.in_(kinds)
-                    )
+                    t.memos.delete().where(t.memos.c.artifact_id.in_(part), t.memos.c.kind.in_(kinds))
                 )
                 gone += done.rowcount
         return gone
@@ -70,3 +66,10 @@ class RegistryMemo:
             return
         with self.engine.begin() as conn:
             conn.execute(insert(t.memos).on_conflict_do_nothing(index_elements=["key"]), rows)
+
+
+def _batches(ids: Iterable[str], size: int = 500) -> Iterator[list[str]]:
+    """The distinct ids, sorted, ``size`` at a time (bounded IN lists)."""
+    todo = sorted(set(ids))
+    for i in range(0, len(todo), size):
+        yield todo[i : i + size]

@@ -126,20 +126,19 @@ SYNC_FILE_RANGE_WRITE = 2  # <fcntl.h>: start write-out of dirty pages, do not w
 
 
 def _sync_file_range():  # type: ignore[no-untyped-def]
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):  # not Linux
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    fn.restype = ctypes.c_int
-    return fn
+    return _libc("sync_file_range", ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
 
 
 def _syncfs():  # type: ignore[no-untyped-def]
+    return _libc("syncfs", ctypes.c_int)
+
+
+def _libc(name: str, *argtypes: object):  # type: ignore[no-untyped-def]
+    """A C library function returning int, or None where there is none (not Linux)."""
     try:  # the C library's symbols, already loaded in this process
-        fn = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):  # not Linux
+        fn = getattr(ctypes.CDLL(None, use_errno=True), name)
+    except (OSError, AttributeError):
         return None
-    fn.argtypes = [ctypes.c_int]
+    fn.argtypes = list(argtypes)
     fn.restype = ctypes.c_int
     return fn

@@ -195,15 +195,24 @@ class Repo:
         from lepton.data import fileingest, sources
         from lepton.data import snapshot as _snap
 
-        previous = self._latest_table(name)
+        previous, record = self._latest_table_read(name)
         sep = fileingest.streamable(loc, path, url)
         if sep is not None:
             memo = RegistryMemo(self.engine)
             got = fileingest.dataset_file(
-                self.store, memo, loc, path, sep=sep, name=name, key=key, previous=previous, progress=progress
+                self.store,
+                memo,
+                loc,
+                path,
+                sep=sep,
+                name=name,
+                key=key,
+                previous=previous,
+                progress=progress,
+                record=record,
             )
             if got is not None:
-                return got[0], self._source_key(loc, path, got[1])
+                return got.manifest, self._source_key(loc, path, got.read) | got.meta()
         source_key = self._source_key(loc, path)  # before the read: an edit during it shows as a change
         table = sources.read_table(loc, path, url)
         manifest = _snap.snapshot_table(
@@ -213,12 +222,19 @@ class Repo:
 
     def _latest_table(self, name: str) -> TableDataset | Labelset | None:
         """The latest version of ``name`` if it is a table (to reuse or patch its chunks)."""
+        return self._latest_table_read(name)[0]
+
+    def _latest_table_read(self, name: str) -> tuple[TableDataset | Labelset | None, Any]:
+        """The latest table version of ``name``, and the record of how its
+        source file was read (lepton.data.resume), if it was."""
         try:
             latest = self.registry.latest(name)
         except NotFound:
-            return None
+            return None, None
         manifest = self.load(latest.id)
-        return manifest if isinstance(manifest, TableDataset | Labelset) else None
+        if not isinstance(manifest, TableDataset | Labelset):
+            return None, None
+        return manifest, latest.meta.get("resume")
 
     def _latest_tree(self, name: str) -> TreeDataset | None:
         try:
@@ -275,7 +291,7 @@ class Repo:
         from lepton.data import snapshot as _snap
 
         dataset_manifest = self.load(target.id)
-        previous = self._latest_table(name)
+        previous, record = self._latest_table_read(name)
         if _is_frame(source):
             table, meta = sources.from_frame(source), {"source": "<DataFrame>"}
         else:
@@ -298,9 +314,11 @@ class Repo:
                     dataset_id=target.id,
                     previous=previous,
                     progress=progress,
+                    record=record,
                 )
             if fast is not None:
-                return self._commit(fast[0], message, meta | self._source_key(loc, path, fast[1]), run_id)
+                meta |= self._source_key(loc, path, fast.read) | fast.meta()
+                return self._commit(fast.manifest, message, meta, run_id)
             meta |= self._source_key(loc, path)  # before the read: an edit during it shows as a change
             table = sources.read_table(loc, path, url)
         manifest = _snap.snapshot_labels(

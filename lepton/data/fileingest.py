@@ -10,15 +10,14 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
-import blake3
 import numpy as np
 import pandas as pd
 
-from lepton import hashing
-from lepton.data import ingest, statecache
+from lepton.data import ingest, resume, statecache
 from lepton.data.chunks import read_chunks
+from lepton.data.linecuts import cutter
 from lepton.data.sources import check_table_file
 from lepton.manifest import Labelset, Manifest, Parent, TableDataset, TreeDataset
 from lepton.store.fs import Location
@@ -37,26 +36,18 @@ class SourceRead:
     checked_ns: int  # a time before the file was stat'ed (for the state cache)
 
 
-class _Hashing:
-    """A binary stream that hashes every byte read through it."""
+@dataclass(frozen=True)
+class Taken:
+    """What the streaming ingest made of a file: the manifest, the local
+    source's key (None when it changed during the read, or is remote), and
+    the resume record to keep with the version (lepton.data.resume)."""
 
-    def __init__(self, raw: BinaryIO) -> None:
-        self.raw, self.hasher = raw, blake3.blake3()
+    manifest: Any  # TableDataset | Labelset
+    read: SourceRead | None
+    resume: dict[str, Any] | None
 
-    def readline(self, *args: Any) -> bytes:
-        line = self.raw.readline(*args)
-        self.hasher.update(line)
-        return line
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.raw.read(n)
-        self.hasher.update(data)
-        return data
-
-    def readinto(self, into: memoryview) -> int:
-        n = self.raw.readinto(into) or 0
-        self.hasher.update(into[:n])
-        return n
+    def meta(self) -> dict[str, Any]:
+        return {"resume": self.resume} if self.resume else {}
 
 
 def streamable(location: Location, path: str, url: str) -> str | None:
@@ -79,13 +70,15 @@ def dataset_file(
     key: str | None,
     previous: TableDataset | Labelset | None,
     progress: Progress | None,
-) -> tuple[TableDataset, SourceRead | None] | None:
-    """The dataset, and the source's key when it was hashed on the way."""
-    taken = _ingest(store, memo, location, path, sep, key, previous, progress, None)
+    record: Any = None,
+) -> Taken | None:
+    """The dataset (``record``: the previous version's resume record)."""
+    taken = _ingest(store, memo, location, path, sep, key, previous, progress, None, record)
     if taken is None:
         return None
-    got, read = taken
-    return TableDataset(name=name, key=key, columns=got.columns, rows=got.rows, chunks=got.chunks), read
+    got, read, kept = taken
+    manifest = TableDataset(name=name, key=key, columns=got.columns, rows=got.rows, chunks=got.chunks)
+    return Taken(manifest, read, kept)
 
 
 def labelset_file(
@@ -102,16 +95,17 @@ def labelset_file(
     dataset_id: str,
     previous: TableDataset | Labelset | None,
     progress: Progress | None,
-) -> tuple[Labelset, SourceRead | None] | None:
-    """The labelset, and the source's key when it was hashed on the way."""
+    record: Any = None,
+) -> Taken | None:
+    """The labelset (``record``: the previous version's resume record)."""
     samples = sample_hashes(store, dataset)
     if samples is None:
         return None
     rule = ingest.LabelRule(label=label, samples=samples[0], key_type=samples[1])
-    taken = _ingest(store, memo, location, path, sep, key, previous, progress, rule)
+    taken = _ingest(store, memo, location, path, sep, key, previous, progress, rule, record)
     if taken is None:
         return None
-    got, read = taken
+    got, read, kept = taken
     labelset = Labelset(
         name=name,
         key=key,
@@ -122,7 +116,7 @@ def labelset_file(
         chunks=got.chunks,
         parents=(Parent(id=dataset_id, role="dataset"),),
     )
-    return labelset, read
+    return Taken(labelset, read, kept)
 
 
 def sample_hashes(store: ObjectStore, dataset: Manifest) -> tuple[np.ndarray, str] | None:
@@ -151,19 +145,38 @@ def _ingest(
     previous: TableDataset | Labelset | None,
     progress: Progress | None,
     labels: ingest.LabelRule | None,
-) -> tuple[ingest.Ingested, SourceRead | None] | None:
-    """The streaming ingest of one file (None where it falls back); a local
-    file is hashed as it is read, and its key kept if it did not change meanwhile."""
+    record: Any,
+) -> tuple[ingest.Ingested, SourceRead | None, dict[str, Any] | None] | None:
+    """The streaming ingest of one file (None where it falls back), resumed
+    after the prefix it shares with the previous version where the record
+    shows one. The file is hashed as it is read: a local file's key is kept
+    if the file did not change meanwhile."""
+    cut = cutter(sep if labels is not None else None)
+    points = resume.points_of(record, cut, sep, key, len(previous.chunks)) if previous else []
+    recorder = resume.Recorder()
     checked = time.time_ns()
     before = statecache.local_file(path) if location.is_local else None
     try:
         with location.fs.open(path, "rb") as stream:
-            reader = _Hashing(stream) if before is not None else stream
+            header = stream.readline()
+            recorder.header(header)
+            reused = resume.skip_prefix(stream, points, recorder) if points else 0
             got = ingest.ingest_delimited(
-                store, memo, reader, sep=sep, key=key, previous=previous, progress=progress, labels=labels
+                store,
+                memo,
+                stream,
+                sep=sep,
+                key=key,
+                previous=previous,
+                progress=progress,
+                labels=labels,
+                header=header,
+                reused=reused,
+                seen=recorder.piece,
             )
     except ingest.Fallback:
         return None
+    kept = recorder.record(cut, sep, key)
     if before is None or statecache.stat_of(os.stat(path)) != before.stat:
-        return got, None
-    return got, SourceRead(before, hashing.finish(reader.hasher), checked)  # type: ignore[union-attr]
+        return got, None, kept
+    return got, SourceRead(before, recorder.key(), checked), kept

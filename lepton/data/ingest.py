@@ -145,12 +145,19 @@ def ingest_delimited(
     previous: TableDataset | Labelset | None,
     progress: Callable[[int], None] | None = None,
     labels: LabelRule | None = None,
+    header: bytes | None = None,
+    reused: int = 0,
+    seen: Callable[[memoryview], None] | None = None,
 ) -> Ingested:
     """Chunk, parse (only what is new) and store a delimited table.
 
     This thread reads and cuts; each chunk is hashed, looked up among the
     previous version's chunks, and (if new) parsed, encoded and staged on a
-    worker thread: hashing, parsing and Parquet encoding release the GIL."""
+    worker thread: hashing, parsing and Parquet encoding release the GIL.
+
+    ``header``: the header line, already read. ``reused``: the stream is
+    past the bytes of the previous version's first ``reused`` chunks, which
+    are taken as they are (lepton.data.resume). ``seen``: see line_chunks."""
     types: dict[str, pa.DataType] | None = None
     known: dict[str, Chunk] = {}
     if previous is not None:
@@ -163,11 +170,18 @@ def ingest_delimited(
     staging = Staging(store)  # new objects: visible only once the whole table is valid
     try:
         with ThreadPoolExecutor(PARSE_WORKERS) as pool:
+            if reused:
+                if previous is None or header is None or reused > len(previous.chunks):
+                    raise ValueError("reused chunks need the previous version and the header")
+                types = _start(header, b"", sep, key, types, labels)
+                job = _Job(store, staging, header, sep, types, key, known, by_keys, labels, progress)
+                slots.extend(pool.submit(_reused, job, c) for c in previous.chunks[:reused])
             # labelsets by first field: a relabel must not move boundaries (see linecuts)
-            for header, raw in line_chunks(stream, sep if labels is not None else None):
+            cut_by = sep if labels is not None else None
+            for first, raw in line_chunks(stream, cut_by, header=header, seen=seen):
                 if job is None:
-                    types = _start(header, raw, sep, key, types, labels)
-                    job = _Job(store, staging, header, sep, types, key, known, by_keys, labels, progress)
+                    types = _start(first, raw, sep, key, types, labels)
+                    job = _Job(store, staging, first, sep, types, key, known, by_keys, labels, progress)
                 slots.append(pool.submit(_chunk, job, raw))
                 _bound(slots)
             done: list[_Done] = [s.result() for s in slots]
@@ -202,6 +216,14 @@ def _chunk(job: _Job, raw: bytes) -> _Done:
     return done
 
 
+def _reused(job: _Job, chunk: Chunk) -> _Done:
+    """One of the previous version's chunks before the resume point."""
+    done = _Done(chunk, _reuse(job, chunk), None, 0)
+    if job.progress:
+        job.progress(chunk.rows)
+    return done
+
+
 def _start(
     header: bytes,
     raw: bytes,
@@ -215,6 +237,8 @@ def _start(
     if key is not None and key not in names:
         raise Fallback("key column missing")
     if types is None or list(types) != names:
+        if not raw:
+            raise Fallback("no rows to infer the column types from")
         types = _infer(names, raw, sep)  # first version, or the header changed
     if labels is not None:
         if labels.label not in names or labels.label == key:

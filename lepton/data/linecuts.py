@@ -27,7 +27,7 @@ excepted) and ends by CDC_MAX unless a single line is longer.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 import numpy as np
@@ -42,18 +42,35 @@ _STEPS = np.arange(PREFIX, dtype=np.int64)
 _LINES_AT_ONCE = 1 << 18
 
 
+def cutter(sep: str | None) -> str:
+    """What decides the boundaries (a resume record holds only for the same)."""
+    if sep is None:
+        return f"fastcdc-lines/{AVG_BYTES}/{MIN_BYTES}/{CDC_MAX}/{MAX_BYTES}"
+    return f"first-field/{PREFIX}/{AVG_BYTES}/{MIN_BYTES}/{CDC_MAX}/{sep}"
+
+
 class Fallback(Exception):  # noqa: N818 - a signal, not an error the user sees
     """The fast path cannot take this file; use the whole-file reader."""
 
 
-def line_chunks(stream: BinaryIO, sep: str | None = None) -> Iterator[tuple[bytes, bytes]]:
+def line_chunks(
+    stream: BinaryIO,
+    sep: str | None = None,
+    *,
+    header: bytes | None = None,
+    seen: Callable[[memoryview], None] | None = None,
+) -> Iterator[tuple[bytes, bytes]]:
     """(header line, chunk) pairs: every chunk a run of whole lines; cut by
-    FastCDC, or with ``sep`` by the lines' first fields.
+    FastCDC, or with ``sep`` by the lines' first fields. ``header``: the
+    header line, when the caller read it (and perhaps more: the stream is
+    then at a chunk start). ``seen`` is given each chunk's bytes as they
+    are in the file (the last one without the newline it may lack).
 
     The file is read into one reused buffer (a fresh 64 MiB object per read
     costs page faults for every byte, twice with the carried-over tail);
     each chunk is copied out of it once."""
-    header = stream.readline()
+    if header is None:
+        header = stream.readline()
     if not header.strip():
         raise Fallback("no header line")
     buf = bytearray(BLOCK + MAX_BYTES)
@@ -78,6 +95,8 @@ def line_chunks(stream: BinaryIO, sep: str | None = None) -> Iterator[tuple[byte
             if lines is None:
                 lines = _Lines(buf, start, end, eof, sep) if sep else _Bytes(cdc, buf, view, end, eof)
             cut = lines.cut(start)
+            if seen is not None:
+                seen(view[start:cut])
             chunk = view[start:cut].tobytes()
             yield header, chunk if chunk.endswith(b"\n") else chunk + b"\n"
             start = cut

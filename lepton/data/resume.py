@@ -1,0 +1,135 @@
+"""Resuming a table file's ingest after the prefix it shares with the previous version.
+
+Table files mostly grow at the end (a day's rows appended to a log). The
+ingest hashes the file as it consumes it (the header, then each chunk's
+bytes, in order) and records, with the version, checkpoints: byte offsets
+where a chunk begins, how many chunks come before, and the blake3 hash of
+every byte before it. Chunk boundaries depend only on the bytes from a
+chunk's own start (lepton.data.linecuts), so when the next file's bytes up
+to a checkpoint hash as recorded, the chunks before it are exactly the
+previous version's first chunks: that prefix is read and hashed at full
+speed (no cutting, no per-chunk hashing or memo lookup, no parsing) and the
+cutting starts at the checkpoint.
+
+A checkpoint every SPACING bytes (doubled whenever more than MAX_POINTS
+would be kept) and one at the start of the last chunk (an appended file
+matches there: all but the last chunk reused). The record also names the
+cutter, separator and key it holds for; anything else starts from the top.
+A mismatch costs the bytes read up to the first checkpoint that differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import blake3
+
+from lepton import hashing
+from lepton.data.linecuts import _fill
+
+FORMAT = 1
+SPACING = 64 << 20
+MAX_POINTS = 32
+READ = 16 << 20  # the prefix is read in blocks of this size into one reused buffer
+
+
+@dataclass(frozen=True)
+class Point:
+    offset: int  # where a chunk begins in the file (the header included)
+    chunks: int  # chunks before it
+    digest: str  # blake3 hex of file[:offset]
+
+
+@dataclass
+class Recorder:
+    """The source's hash, fed in file order, and the checkpoints taken on the way."""
+
+    hasher: Any = field(default_factory=lambda: blake3.blake3(max_threads=blake3.blake3.AUTO))
+    offset: int = 0
+    chunks: int = 0
+    spacing: int = field(default_factory=lambda: SPACING)
+    points: list[Point] = field(default_factory=list)
+    _last: tuple[int, int, Any] | None = None  # the latest chunk start, with the hash state there
+
+    def header(self, data: bytes) -> None:
+        self.hasher.update(data)
+        self.offset += len(data)
+
+    def piece(self, data: bytes | memoryview) -> None:
+        """One chunk's bytes, as they are in the file."""
+        if self.chunks and self.offset - (self.points[-1].offset if self.points else 0) >= self.spacing:
+            self.points.append(Point(self.offset, self.chunks, self.hasher.copy().hexdigest()))
+            if len(self.points) > MAX_POINTS:
+                self.points, self.spacing = self.points[1::2], self.spacing * 2
+        self._last = (self.offset, self.chunks, self.hasher.copy())
+        self.hasher.update(data)
+        self.offset += len(data)
+        self.chunks += 1
+
+    def key(self) -> str:
+        """The whole source's content key (once every byte went through)."""
+        return hashing.finish(self.hasher)
+
+    def record(self, cut: str, sep: str, key: str | None) -> dict[str, Any] | None:
+        """What to keep with the version; None for a file of one chunk."""
+        points = list(self.points)
+        if self._last is not None and self._last[1] and (not points or points[-1].offset < self._last[0]):
+            offset, chunks, state = self._last
+            points.append(Point(offset, chunks, state.hexdigest()))
+        if not points:
+            return None
+        return {
+            "format": FORMAT,
+            "cut": cut,
+            "sep": sep,
+            "key": key,
+            "points": [[p.offset, p.chunks, p.digest] for p in points],
+        }
+
+
+def points_of(record: Any, cut: str, sep: str, key: str | None, chunks: int) -> list[Point]:
+    """The checkpoints of a previous version's record that hold for this
+    ingest (same cutter, separator and key), in file order; none if the
+    record is absent or of another form."""
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        return []
+    if (record.get("cut"), record.get("sep"), record.get("key")) != (cut, sep, key):
+        return []
+    try:
+        points = [Point(int(o), int(c), str(d)) for o, c, d in record.get("points") or ()]
+    except (TypeError, ValueError):
+        return []
+    ordered = sorted(points, key=lambda p: p.offset)
+    return [p for p in ordered if 0 < p.chunks <= chunks]
+
+
+def skip_prefix(stream: BinaryIO, points: Sequence[Point], recorder: Recorder) -> int:
+    """Read and hash the stream (just past the header, which ``recorder``
+    has taken) up to the furthest checkpoint whose prefix hashes as recorded;
+    leave the stream, and ``recorder``, there. Returns how many of the
+    previous version's chunks come before it (0: start from the top)."""
+    start, state = recorder.offset, recorder.hasher.copy()
+    matched: tuple[Point, Any] | None = None
+    buf = bytearray(READ)
+    view = memoryview(buf)
+    pos, hasher = start, recorder.hasher
+    try:
+        for point in points:
+            while pos < point.offset:
+                n = _fill(stream, view[: min(READ, point.offset - pos)])
+                if not n:
+                    break
+                hasher.update(view[:n])
+                pos += n
+            if pos != point.offset or hasher.copy().hexdigest() != point.digest:
+                break
+            matched = (point, hasher.copy())
+    finally:
+        view.release()
+    point, state = matched if matched else (Point(start, 0, ""), state)
+    stream.seek(point.offset)
+    recorder.hasher, recorder.offset, recorder.chunks = state, point.offset, point.chunks
+    recorder.points = [p for p in points if p.offset <= point.offset] if matched else []
+    return point.chunks

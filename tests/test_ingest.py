@@ -148,3 +148,17 @@ def test_a_line_longer_than_the_read_ahead_goes_to_the_whole_file_reader(repo, t
     snap = repo.snapshot_data("long", tmp_path / "long.csv", key="id")
     assert all(c.keys is None for c in snap.manifest.chunks)  # not the streaming path (it keeps key sidecars)
     pd.testing.assert_frame_equal(repo.read_table("long"), frame)
+
+
+def test_new_keys_are_checked_for_repeats_in_every_value_range():  # type: ignore[no-untyped-def]
+    """The new keys' hashes are sorted in value ranges on both cores: a
+    repeat is found whichever range (and whichever chunks) it falls in."""
+    rng = np.random.default_rng(3)
+    values = rng.choice(np.iinfo(np.int64).max, 200_000, replace=False).astype(np.uint64) * np.uint64(2)
+    parts = [np.sort(p) for p in np.array_split(values, 7)]
+    ranges = ingest._sorted_unique(parts)
+    assert ranges is not None and len(ranges) == ingest.PARSE_WORKERS
+    assert (np.concatenate(ranges) == np.sort(values)).all()
+    for repeat in (values[values < np.uint64(1 << 63)][5], values[values >= np.uint64(1 << 63)][5]):
+        with_repeat = [*parts[:3], np.sort(np.append(parts[3], repeat)), *parts[4:]]
+        assert ingest._sorted_unique(with_repeat) is None

@@ -158,9 +158,13 @@ def test_a_changed_header_or_key_reads_everything(tmp_path, skipped):  # type: i
     lines = _table(ROWS, 5)
     _write(csv, lines)
     repo.snapshot_data("t", csv, key="id")
+    _write(csv, lines, header="\"id\",a,b,label\n")  # the same names, other bytes
+    second = repo.snapshot_data("t", csv, key="id")
+    assert skipped == [0] and not second.created  # the header is in every checkpoint's prefix
+    skipped.clear()
     _write(csv, lines, header="id,a,b,target\n")
     third = repo.snapshot_data("t", csv, key="id")
-    assert skipped[-1] == 0  # the header is in every checkpoint's prefix
+    assert skipped == []  # other column names: no checkpoint can match (each holds the header)
     assert [c.name for c in third.manifest.columns][-1] == "target"
     skipped.clear()
     repo.snapshot_data("t", csv, key=None)  # another key: the record does not hold
@@ -175,6 +179,8 @@ def test_a_damaged_record_is_ignored():  # type: ignore[no-untyped-def]
     record = {"format": 1, "cut": "c", "sep": ",", "key": "id", "points": points}
     got = resume.points_of(record, "c", ",", "id", 10)
     assert [(p.offset, p.chunks) for p in got] == [(50, 1), (100, 3)]  # ordered; beyond the chunks: dropped
+    points.append([120, 2, "gh"])  # fewer chunks further on: not a sound record's
+    assert [p.offset for p in resume.points_of(record, "c", ",", "id", 10)] == [50, 100]
     assert resume.points_of(record, "c", ",", "other", 10) == []  # another key
     assert resume.points_of(record, "d", ",", "id", 10) == []  # another cutter
 

@@ -160,7 +160,6 @@ def _ingest(
         with location.fs.open(path, "rb") as stream:
             header = stream.readline()
             recorder.header(header)
-            reused = resume.skip_prefix(stream, points, recorder) if points else 0
             got = ingest.ingest_delimited(
                 store,
                 memo,
@@ -171,8 +170,8 @@ def _ingest(
                 progress=progress,
                 labels=labels,
                 header=header,
-                reused=reused,
-                seen=recorder.piece,
+                recorder=recorder,
+                points=points,
             )
     except ingest.Fallback:
         return None

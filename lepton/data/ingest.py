@@ -28,7 +28,7 @@ from __future__ import annotations
 import io
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -39,9 +39,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from lepton import hashing
-from lepton.data import patches
+from lepton.data import patches, resume
 from lepton.data.chunks import parquet_buffer, parquet_bytes
-from lepton.data.linecuts import BLOCK, MAX_BYTES, MIN_BYTES, TARGET_BYTES, Fallback, line_chunks
+from lepton.data.linecuts import BLOCK, MAX_BYTES, MIN_BYTES, TARGET_BYTES, Buffers, Fallback, line_chunks
 from lepton.manifest import Chunk, Column, Labelset, TableDataset, canonical_json
 from lepton.store.objects import ObjectStore
 from lepton.store.staging import Staging
@@ -60,6 +60,7 @@ __all__ = [
 PARSE_WORKERS = 2  # both cores: parsing and Parquet encoding release the GIL
 IN_FLIGHT = 4
 FILTER_BITS = 24  # duplicate-key pre-filter: 16 MB of flags
+PROBE_GROUP = 64  # reused chunks probed together (~5 MB of key hashes)
 
 
 @dataclass
@@ -146,8 +147,8 @@ def ingest_delimited(
     progress: Callable[[int], None] | None = None,
     labels: LabelRule | None = None,
     header: bytes | None = None,
-    reused: int = 0,
-    seen: Callable[[memoryview], None] | None = None,
+    recorder: resume.Recorder | None = None,
+    points: Sequence[resume.Point] = (),
 ) -> Ingested:
     """Chunk, parse (only what is new) and store a delimited table.
 
@@ -155,9 +156,11 @@ def ingest_delimited(
     previous version's chunks, and (if new) parsed, encoded and staged on a
     worker thread: hashing, parsing and Parquet encoding release the GIL.
 
-    ``header``: the header line, already read. ``reused``: the stream is
-    past the bytes of the previous version's first ``reused`` chunks, which
-    are taken as they are (lepton.data.resume). ``seen``: see line_chunks."""
+    ``header``: the header line, already read. ``recorder`` hashes the file
+    as it is consumed (lepton.data.resume); with the ``points`` of the
+    previous version's record, the prefix they share is skipped and the
+    previous version's chunks before it taken as they are, their checks
+    (keys, labels) done on the workers while the prefix is hashed."""
     types: dict[str, pa.DataType] | None = None
     known: dict[str, Chunk] = {}
     if previous is not None:
@@ -170,19 +173,31 @@ def ingest_delimited(
     staging = Staging(store)  # new objects: visible only once the whole table is valid
     try:
         with ThreadPoolExecutor(PARSE_WORKERS) as pool:
-            if reused:
-                if previous is None or header is None or reused > len(previous.chunks):
-                    raise ValueError("reused chunks need the previous version and the header")
-                types = _start(header, b"", sep, key, types, labels)
-                job = _Job(store, staging, header, sep, types, key, known, by_keys, labels, progress)
-                slots.extend(pool.submit(_reused, job, c) for c in previous.chunks[:reused])
+            if points and previous is not None and header is not None and recorder is not None:
+                if types is not None and list(types) == _names(header, sep):  # else nothing can match
+                    types = _start(header, b"", sep, key, types, labels)
+                    job = _Job(store, staging, header, sep, types, key, known, by_keys, labels, progress)
+                    taken = 0
+
+                    def reuse_up_to(n: int) -> None:
+                        nonlocal taken
+                        slots.extend(pool.submit(_reused, job, c) for c in previous.chunks[taken:n])
+                        taken = n
+
+                    resume.skip_prefix(stream, points, recorder, reuse_up_to)
             # labelsets by first field: a relabel must not move boundaries (see linecuts)
             cut_by = sep if labels is not None else None
-            for first, raw in line_chunks(stream, cut_by, header=header, seen=seen):
+            buffers = Buffers(IN_FLIGHT + PARSE_WORKERS + 2)
+            seen = recorder.piece if recorder is not None else None
+            for first, raw in line_chunks(stream, cut_by, header=header, seen=seen, buffers=buffers):
                 if job is None:
-                    types = _start(first, raw, sep, key, types, labels)
+                    try:
+                        types = _start(first, raw, sep, key, types, labels)
+                    except BaseException:
+                        buffers.give(raw)  # type: ignore[arg-type]
+                        raise
                     job = _Job(store, staging, first, sep, types, key, known, by_keys, labels, progress)
-                slots.append(pool.submit(_chunk, job, raw))
+                slots.append(pool.submit(_chunk, job, raw, buffers))
                 _bound(slots)
             done: list[_Done] = [s.result() for s in slots]
         if job is None or not done:
@@ -200,9 +215,18 @@ def ingest_delimited(
     return Ingested(columns, tuple(chunks), sum(c.rows for c in chunks), sum(d.parsed for d in done), classes)
 
 
-def _chunk(job: _Job, raw: bytes) -> _Done:
-    """One chunk: reused from the previous version, or parsed and staged."""
-    if b'"' in raw and raw.count(b'"') % 2:
+def _chunk(job: _Job, raw: memoryview, buffers: Buffers) -> _Done:
+    """One chunk: reused from the previous version, or parsed and staged;
+    its buffer given back either way."""
+    try:
+        return _one_chunk(job, raw)
+    finally:
+        buffers.give(raw)
+
+
+def _one_chunk(job: _Job, raw: memoryview) -> _Done:
+    buf, n = raw.obj, len(raw)  # a view of the start of a bytearray: search it in place
+    if buf.find(b'"', 0, n) != -1 and buf.count(b'"', 0, n) % 2:  # type: ignore[attr-defined]
         raise Fallback("a quoted value spans a chunk boundary")
     memo_key = _memo_key(job.header, raw, job.sep, job.types, job.key)
     chunk = job.known.get(memo_key)
@@ -226,7 +250,7 @@ def _reused(job: _Job, chunk: Chunk) -> _Done:
 
 def _start(
     header: bytes,
-    raw: bytes,
+    raw: bytes | memoryview,
     sep: str,
     key: str | None,
     types: dict[str, pa.DataType] | None,
@@ -274,31 +298,68 @@ def _has_duplicates(chunks: list[Chunk], done: list[_Done]) -> bool:
     if len({c.ident for c in chunks}) != len(chunks):
         return True  # the same block of rows twice
     new = [d.hashes for d in done if d.memo_key and d.hashes is not None]
-    fresh = np.sort(np.concatenate(new)) if new else np.array([], np.uint64)
-    if len(fresh) > 1 and (fresh[1:] == fresh[:-1]).any():
+    ranges = _sorted_unique(new)
+    if ranges is None:
         return True
-    if not len(fresh):
+    reused = [d.hashes for d in done if not d.memo_key and d.hashes is not None]
+    if not reused or not any(len(r) for r in ranges):
         return False
+    fresh = np.concatenate(ranges)
     # Each reused key against the (usually few) new ones: a 2**24-bit filter
-    # on the top bits first, so that the exact search sees ~1 key in 30.
+    # on the top bits first, so that the exact search sees ~1 key in 30;
+    # groups of chunks on both cores (numpy lets go of the GIL on whole arrays).
     seen = np.zeros(1 << FILTER_BITS, dtype=bool)
     seen[fresh >> np.uint64(64 - FILTER_BITS)] = True
-    for d in done:
-        if d.memo_key or d.hashes is None:
-            continue
-        maybe = d.hashes[seen[d.hashes >> np.uint64(64 - FILTER_BITS)]]
-        if len(maybe):
-            at = np.clip(np.searchsorted(fresh, maybe), 0, len(fresh) - 1)
-            if (fresh[at] == maybe).any():
-                return True
-    return False
+    groups = [reused[i : i + PROBE_GROUP] for i in range(0, len(reused), PROBE_GROUP)]
+    with ThreadPoolExecutor(PARSE_WORKERS) as pool:
+        return any(pool.map(lambda g: _any_in(np.concatenate(g), seen, fresh), groups))
+
+
+def _sorted_unique(parts: list[np.ndarray]) -> list[np.ndarray] | None:
+    """The values of ``parts`` (each sorted) sorted, as consecutive value
+    ranges (one per core: numpy sorts without the GIL), or None if a value
+    repeats."""
+    if not parts:
+        return []
+    ranges = PARSE_WORKERS if sum(len(p) for p in parts) > 1 << 16 else 1
+    step = (1 << 64) // ranges
+    edges = [np.uint64(k * step) for k in range(1, ranges)]
+
+    def one(k: int) -> np.ndarray | None:
+        lo, hi = (edges[k - 1] if k else None), (edges[k] if k < len(edges) else None)
+        got = np.sort(np.concatenate([_between(p, lo, hi) for p in parts]))
+        return None if len(got) > 1 and (got[1:] == got[:-1]).any() else got
+
+    with ThreadPoolExecutor(ranges) as pool:
+        sorted_ranges = list(pool.map(one, range(ranges)))
+    if any(r is None for r in sorted_ranges):
+        return None
+    return sorted_ranges  # type: ignore[return-value]
+
+
+def _between(values: np.ndarray, lo: np.uint64 | None, hi: np.uint64 | None) -> np.ndarray:
+    """The part of sorted ``values`` in [lo, hi) (None: no bound)."""
+    start = int(np.searchsorted(values, lo)) if lo is not None else 0
+    end = int(np.searchsorted(values, hi)) if hi is not None else len(values)
+    return values[start:end]
+
+
+def _any_in(hashes: np.ndarray, seen: np.ndarray, fresh: np.ndarray) -> bool:
+    """Whether any of ``hashes`` is in ``fresh`` (sorted), ``seen`` its filter."""
+    maybe = hashes[seen[hashes >> np.uint64(64 - FILTER_BITS)]]
+    if not len(maybe):
+        return False
+    at = np.clip(np.searchsorted(fresh, maybe), 0, len(fresh) - 1)
+    return bool((fresh[at] == maybe).any())
 
 
 def _names(header: bytes, sep: str) -> list[str]:
     return pacsv.read_csv(io.BytesIO(header), parse_options=pacsv.ParseOptions(delimiter=sep)).column_names
 
 
-def _parse(names: list[str], raw: bytes, sep: str, types: dict[str, pa.DataType] | None) -> pa.Table:
+def _parse(
+    names: list[str], raw: bytes | memoryview, sep: str, types: dict[str, pa.DataType] | None
+) -> pa.Table:
     """The chunk's rows; ``names`` come from the file's header line, so the
     chunk is parsed in place (no copy with the header in front)."""
     try:
@@ -316,7 +377,7 @@ def _parse(names: list[str], raw: bytes, sep: str, types: dict[str, pa.DataType]
         raise Fallback(str(e)) from e
 
 
-def _infer(names: list[str], raw: bytes, sep: str) -> dict[str, pa.DataType]:
+def _infer(names: list[str], raw: bytes | memoryview, sep: str) -> dict[str, pa.DataType]:
     """Column types from the first chunk, in the forms the whole-file reader
     would give (text as large_string, integers with gaps as doubles)."""
     table = _parse(names, raw, sep, None)
@@ -340,7 +401,9 @@ def _type_of(name: str) -> pa.DataType:
     return {"int64": pa.int64(), "double": pa.float64(), "bool": pa.bool_()}.get(name, pa.large_string())
 
 
-def _memo_key(header: bytes, raw: bytes, sep: str, types: dict[str, pa.DataType], key: str | None) -> str:
+def _memo_key(
+    header: bytes, raw: bytes | memoryview, sep: str, types: dict[str, pa.DataType], key: str | None
+) -> str:
     doc = {
         "kind": "delimited-chunk/1",
         "sep": sep,
@@ -352,7 +415,7 @@ def _memo_key(header: bytes, raw: bytes, sep: str, types: dict[str, pa.DataType]
     return hashing.hash_bytes(canonical_json(doc), threads=False)
 
 
-def _parse_chunk(job: _Job, raw: bytes) -> tuple[Chunk, np.ndarray | None]:
+def _parse_chunk(job: _Job, raw: bytes | memoryview) -> tuple[Chunk, np.ndarray | None]:
     table = _parse(list(job.types), raw, job.sep, job.types)
     schema = pa.schema([pa.field(n, t) for n, t in job.types.items()])
     if table.schema != schema:

@@ -27,6 +27,7 @@ excepted) and ends by CDC_MAX unless a single line is longer.
 
 from __future__ import annotations
 
+import queue
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
@@ -59,7 +60,8 @@ def line_chunks(
     *,
     header: bytes | None = None,
     seen: Callable[[memoryview], None] | None = None,
-) -> Iterator[tuple[bytes, bytes]]:
+    buffers: Buffers | None = None,
+) -> Iterator[tuple[bytes, bytes | memoryview]]:
     """(header line, chunk) pairs: every chunk a run of whole lines; cut by
     FastCDC, or with ``sep`` by the lines' first fields. ``header``: the
     header line, when the caller read it (and perhaps more: the stream is
@@ -68,7 +70,9 @@ def line_chunks(
 
     The file is read into one reused buffer (a fresh 64 MiB object per read
     costs page faults for every byte, twice with the carried-over tail);
-    each chunk is copied out of it once."""
+    each chunk is copied out of it once: into a new bytes object, or with
+    ``buffers`` into one of theirs (a view of it; the consumer gives the
+    buffer back)."""
     if header is None:
         header = stream.readline()
     if not header.strip():
@@ -97,11 +101,50 @@ def line_chunks(
             cut = lines.cut(start)
             if seen is not None:
                 seen(view[start:cut])
-            chunk = view[start:cut].tobytes()
-            yield header, chunk if chunk.endswith(b"\n") else chunk + b"\n"
+            if buffers is not None:
+                yield header, buffers.copy(view[start:cut])
+            else:
+                chunk = view[start:cut].tobytes()
+                yield header, chunk if chunk.endswith(b"\n") else chunk + b"\n"
             start = cut
     finally:
         view.release()
+
+
+class Buffers:
+    """A few chunk-sized buffers, used over and over: on some machines a page
+    touched for the first time costs more than copying into it, and a new
+    bytes object per chunk is fresh memory every time. ``copy`` waits for a
+    free buffer, which also bounds the chunks in flight."""
+
+    def __init__(self, count: int) -> None:
+        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._made, self._count = 0, count
+
+    def copy(self, data: memoryview) -> memoryview:
+        """``data`` in a buffer, ending with a newline: a view of the buffer."""
+        if self._made < self._count and self._free.empty():
+            self._made += 1
+            buf = bytearray(MAX_BYTES + 1)
+        else:
+            buf = self._free.get()
+        n = len(data)
+        if n >= len(buf):  # one line longer than MAX_BYTES: a buffer of its own, kept after
+            buf = bytearray(n + 1)
+        buf[:n] = data
+        if not n or buf[n - 1] != 10:
+            buf[n] = 10
+            n += 1
+        return memoryview(buf)[:n]
+
+    def give(self, chunk: memoryview) -> None:
+        """A chunk's buffer, free again (its views must no longer be used)."""
+        buf = chunk.obj
+        try:
+            chunk.release()
+        except BufferError:  # something still holds a view of it: leave it to them
+            buf = bytearray(len(buf))  # type: ignore[arg-type]
+        self._free.put(buf)  # type: ignore[arg-type]
 
 
 class _Bytes:

@@ -20,7 +20,7 @@ A mismatch costs the bytes read up to the first checkpoint that differs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -46,7 +46,7 @@ class Point:
 class Recorder:
     """The source's hash, fed in file order, and the checkpoints taken on the way."""
 
-    hasher: Any = field(default_factory=lambda: blake3.blake3(max_threads=blake3.blake3.AUTO))
+    hasher: Any = field(default_factory=blake3.blake3)  # one thread: no faster with more, here
     offset: int = 0
     chunks: int = 0
     spacing: int = field(default_factory=lambda: SPACING)
@@ -101,15 +101,24 @@ def points_of(record: Any, cut: str, sep: str, key: str | None, chunks: int) -> 
         points = [Point(int(o), int(c), str(d)) for o, c, d in record.get("points") or ()]
     except (TypeError, ValueError):
         return []
-    ordered = sorted(points, key=lambda p: p.offset)
-    return [p for p in ordered if 0 < p.chunks <= chunks]
+    kept: list[Point] = []
+    for p in sorted(points, key=lambda p: p.offset):
+        if 0 < p.chunks <= chunks and (not kept or p.chunks > kept[-1].chunks):
+            kept.append(p)  # more chunks before each later point, as a sound record has
+    return kept
 
 
-def skip_prefix(stream: BinaryIO, points: Sequence[Point], recorder: Recorder) -> int:
+def skip_prefix(
+    stream: BinaryIO,
+    points: Sequence[Point],
+    recorder: Recorder,
+    matched_up_to: Callable[[int], None] | None = None,
+) -> int:
     """Read and hash the stream (just past the header, which ``recorder``
     has taken) up to the furthest checkpoint whose prefix hashes as recorded;
     leave the stream, and ``recorder``, there. Returns how many of the
-    previous version's chunks come before it (0: start from the top)."""
+    previous version's chunks come before it (0: start from the top);
+    ``matched_up_to`` hears that number grow, checkpoint by checkpoint."""
     start, state = recorder.offset, recorder.hasher.copy()
     matched: tuple[Point, Any] | None = None
     buf = bytearray(READ)
@@ -126,6 +135,8 @@ def skip_prefix(stream: BinaryIO, points: Sequence[Point], recorder: Recorder) -
             if pos != point.offset or hasher.copy().hexdigest() != point.digest:
                 break
             matched = (point, hasher.copy())
+            if matched_up_to is not None:
+                matched_up_to(point.chunks)
     finally:
         view.release()
     point, state = matched if matched else (Point(start, 0, ""), state)

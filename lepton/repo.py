@@ -192,8 +192,7 @@ class Repo:
         """CSV/TSV go through the streaming, memoised ingest; anything it cannot
         take (and every other format) through the whole-file reader, whose
         errors name the line."""
-        from lepton.data import fileingest, sources
-        from lepton.data import snapshot as _snap
+        from lepton.data import fileingest
 
         previous, record = self._latest_table_read(name)
         sep = fileingest.streamable(loc, path, url)
@@ -213,6 +212,9 @@ class Repo:
             )
             if got is not None:
                 return got.manifest, self._source_key(loc, path, got.read) | got.meta()
+        from lepton.data import snapshot as _snap
+        from lepton.data import sources  # the whole-file reader (pandas)
+
         source_key = self._source_key(loc, path)  # before the read: an edit during it shows as a change
         table = sources.read_table(loc, path, url)
         manifest = _snap.snapshot_table(
@@ -287,12 +289,13 @@ class Repo:
         target = self.resolve(dataset)
         if target.kind != "dataset":
             raise InvalidInput(f"{dataset} is a {target.kind}, not a dataset")
-        from lepton.data import fileingest, sources
-        from lepton.data import snapshot as _snap
+        from lepton.data import fileingest
 
         dataset_manifest = self.load(target.id)
         previous, record = self._latest_table_read(name)
         if _is_frame(source):
+            from lepton.data import sources
+
             table, meta = sources.from_frame(source), {"source": "<DataFrame>"}
         else:
             url = os.fspath(source)
@@ -319,8 +322,12 @@ class Repo:
             if fast is not None:
                 meta |= self._source_key(loc, path, fast.read) | fast.meta()
                 return self._commit(fast.manifest, message, meta, run_id)
+            from lepton.data import sources  # the whole-file reader (pandas)
+
             meta |= self._source_key(loc, path)  # before the read: an edit during it shows as a change
             table = sources.read_table(loc, path, url)
+        from lepton.data import snapshot as _snap
+
         manifest = _snap.snapshot_labels(
             self.store,
             name,

@@ -162,3 +162,27 @@ def test_new_keys_are_checked_for_repeats_in_every_value_range():  # type: ignor
     for repeat in (values[values < np.uint64(1 << 63)][5], values[values >= np.uint64(1 << 63)][5]):
         with_repeat = [*parts[:3], np.sort(np.append(parts[3], repeat)), *parts[4:]]
         assert ingest._sorted_unique(with_repeat) is None
+
+
+def test_key_hashes_are_pandas_hashes():  # type: ignore[no-untyped-def]
+    """Integer keys are hashed without pandas, bit for bit as pandas does
+    (sidecars written either way are compared with each other)."""
+    import pyarrow as pa
+
+    from lepton.data.keyhash import key_hashes
+
+    rng = np.random.default_rng(0)
+    ints = np.concatenate([rng.integers(-(2**63), 2**63 - 1, 5000), [0, -1, 2**63 - 1, -(2**63)]])
+    for values in (ints, rng.random(100), np.array(["a", "b", "ü", ""], dtype=object)):
+        want = pd.util.hash_pandas_object(pd.Series(values), index=False).to_numpy(np.uint64)
+        assert (key_hashes(pa.chunked_array([pa.array(values)])) == want).all()
+
+
+def test_label_counts_without_pandas_match_pandas():  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    rule = ingest.LabelRule(label="y", samples=np.array([], np.uint64), key_type="int64")
+    for values in ([3, 1, 3, 0, 3], ["b", "a", "b"], [1.5, 2.0, 1.5], [True, False, True]):
+        table = pa.table({"y": values})
+        want = pd.Series(values).astype(str).value_counts().to_dict()
+        assert rule.count(table) == want

@@ -158,7 +158,7 @@ def test_a_changed_header_or_key_reads_everything(tmp_path, skipped):  # type: i
     lines = _table(ROWS, 5)
     _write(csv, lines)
     repo.snapshot_data("t", csv, key="id")
-    _write(csv, lines, header="\"id\",a,b,label\n")  # the same names, other bytes
+    _write(csv, lines, header='"id",a,b,label\n')  # the same names, other bytes
     second = repo.snapshot_data("t", csv, key="id")
     assert skipped == [0] and not second.created  # the header is in every checkpoint's prefix
     skipped.clear()

@@ -21,7 +21,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from lepton.data.patches import read_chunk
-from lepton.data.sources import TABLE_FORMATS
+from lepton.data.tablefiles import TABLE_FORMATS
 from lepton.data.trees import checkout_tree
 from lepton.errors import InvalidInput
 from lepton.manifest import Labelset, Manifest, TableDataset, TreeDataset

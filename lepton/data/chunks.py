@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from lepton import hashing
 from lepton.data import patches
+from lepton.data.parquet import parquet_bytes
 from lepton.errors import InvalidInput
 from lepton.manifest import Chunk, Column
 from lepton.store.objects import ObjectStore
@@ -102,33 +102,6 @@ def to_arrow(frame: pd.DataFrame, source: str) -> pa.Table:
 
 def columns_of(table: pa.Table) -> tuple[Column, ...]:
     return tuple(Column(name=f.name, type=str(f.type)) for f in table.schema)
-
-
-def parquet_buffer(table: pa.Table) -> pa.Buffer:
-    """One row group, zstd at its fast level -1, no dictionary pages,
-    floating-point columns byte-stream-split. Measured on 1 MB chunks of
-    numbers, labels and short text: plain+zstd is 20-45% smaller and 2-10x
-    faster to write than dictionary+zstd (whose dictionaries overflow and
-    fall back on unique values anyway); splitting floats' bytes into streams
-    makes the benchmark's chunks another 5% smaller and 1.4x faster to
-    write, and level -1 instead of 1 another 1.4x faster for 2% more bytes."""
-    floats = [f.name for f in table.schema if pa.types.is_floating(f.type)]
-    sink = pa.BufferOutputStream()  # its buffer is handed out without a copy
-    pq.write_table(
-        table,
-        sink,
-        compression="zstd",
-        compression_level=-1,
-        row_group_size=max(len(table), 1),
-        use_dictionary=False,
-        use_byte_stream_split=floats or False,
-    )
-    return sink.getvalue()
-
-
-def parquet_bytes(table: pa.Table) -> bytes:
-    """parquet_buffer as bytes."""
-    return parquet_buffer(table).to_pybytes()
 
 
 def write_chunks(

@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from lepton.data import ingest, resume, statecache
-from lepton.data.chunks import read_chunks
 from lepton.data.linecuts import cutter
-from lepton.data.sources import check_table_file
+from lepton.data.tablefiles import check_table_file
 from lepton.manifest import Labelset, Manifest, Parent, TableDataset, TreeDataset
 from lepton.store.fs import Location
 from lepton.store.objects import ObjectStore
@@ -122,13 +120,20 @@ def labelset_file(
 def sample_hashes(store: ObjectStore, dataset: Manifest) -> tuple[np.ndarray, str] | None:
     """Sorted 64-bit hashes of a dataset's sample ids (hashed as the ingest
     hashes keys) and their column type; None when the dataset has no ids."""
+    if isinstance(dataset, TableDataset) and dataset.key is not None and dataset.chunks:
+        if all(c.keys for c in dataset.chunks):  # the key sidecars: no row read
+            parts = [np.frombuffer(store.read_bytes(c.keys), np.uint64) for c in dataset.chunks]  # type: ignore[arg-type]
+            return np.sort(np.concatenate(parts)), next(
+                c.type for c in dataset.columns if c.name == dataset.key
+            )
+    import pandas as pd
+
+    from lepton.data.chunks import read_chunks
+
     if isinstance(dataset, TreeDataset):
         values, kind = pd.Series([f.path for f in dataset.files], dtype=object), "large_string"
     elif isinstance(dataset, TableDataset) and dataset.key is not None:
         kind = next(c.type for c in dataset.columns if c.name == dataset.key)
-        if dataset.chunks and all(c.keys for c in dataset.chunks):  # the key sidecars: no row read
-            parts = [np.frombuffer(store.read_bytes(c.keys), np.uint64) for c in dataset.chunks]  # type: ignore[arg-type]
-            return np.sort(np.concatenate(parts)), kind
         values = read_chunks(store, dataset.chunks, [dataset.key])[dataset.key]
     else:
         return None

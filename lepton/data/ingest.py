@@ -34,14 +34,15 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from lepton import hashing
 from lepton.data import patches, resume
-from lepton.data.chunks import parquet_buffer, parquet_bytes
+from lepton.data.keyhash import key_hashes
 from lepton.data.linecuts import BLOCK, MAX_BYTES, MIN_BYTES, TARGET_BYTES, Buffers, Fallback, line_chunks
+from lepton.data.parquet import parquet_buffer, parquet_bytes
 from lepton.manifest import Chunk, Column, Labelset, TableDataset, canonical_json
 from lepton.store.objects import ObjectStore
 from lepton.store.staging import Staging
@@ -92,6 +93,14 @@ class LabelRule:
         col = table.column(self.label)
         if col.null_count:
             raise Fallback("empty label")
+        if any(
+            test(col.type) for test in (pa.types.is_integer, pa.types.is_string, pa.types.is_large_string)
+        ):
+            counted = pc.value_counts(col)  # as pandas counts them below, without pandas
+            values, counts = counted.field("values").to_pylist(), counted.field("counts").to_pylist()
+            return Counter({str(v): int(n) for v, n in zip(values, counts, strict=True)})
+        import pandas as pd
+
         return Counter(pd.Series(col.to_pandas()).astype(str).value_counts().to_dict())
 
 
@@ -428,7 +437,7 @@ def _parse_chunk(job: _Job, raw: bytes | memoryview) -> tuple[Chunk, np.ndarray 
     col = table.column(job.key)
     if col.null_count:
         raise Fallback("empty key")
-    hashes = np.sort(pd.util.hash_pandas_object(pd.Series(col.to_pandas()), index=False).to_numpy(np.uint64))
+    hashes = np.sort(key_hashes(col))
     if job.labels is not None:
         job.labels.check_keys(hashes)
         counts = job.labels.count(table)

@@ -21,17 +21,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lepton.data.tablefiles import check_table_file
 from lepton.errors import InvalidInput, NotFound
 from lepton.store.fs import Location
 
-TABLE_FORMATS = {
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-}
 MAX_LISTED = 10
 
 
@@ -57,28 +50,6 @@ class LoadedTable:
         if self.fmt == "jsonl":
             return f"line {i + 1}"
         return f"row {i + 1}"
-
-
-def table_format(path: str) -> str:
-    name = path.lower().removesuffix(".gz")
-    for ext, fmt in TABLE_FORMATS.items():
-        if name.endswith(ext):
-            return fmt
-    known = ", ".join(sorted(TABLE_FORMATS))
-    raise InvalidInput(f"{path}: unknown table format; use one of {known} (optionally .gz)")
-
-
-def check_table_file(location: Location, path: str, src: str) -> str:
-    """The file exists, is a file, has a known format and is not empty; returns its format."""
-    fs = location.fs
-    if not fs.exists(path):
-        raise NotFound(f"{src}: no such file")
-    if fs.isdir(path):
-        raise InvalidInput(f"{src}: is a folder; a table source must be one file")
-    fmt = table_format(path)
-    if fs.size(path) == 0:
-        raise InvalidInput(f"{src}: the file is empty")
-    return fmt
 
 
 def read_table(location: Location, path: str, label: str | None = None) -> LoadedTable:

@@ -1,0 +1,32 @@
+"""64-bit hashes of key values, equal to pandas' ``hash_pandas_object(values,
+index=False)`` (key sidecars, labels' sample checks and the whole-file
+reader all compare them), computed without pandas for integer keys: the
+streaming ingest then needs no pandas at all, and skips a Series per chunk."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+
+
+def key_hashes(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """The hash of each value (uint64), in order. ``values`` has no nulls."""
+    if pa.types.is_integer(values.type) and values.type.bit_width == 64:
+        array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+        # the values' buffer as it is (pyarrow's to_numpy imports pandas)
+        data = array.buffers()[1]
+        h = np.frombuffer(data, np.uint64, count=len(array), offset=array.offset * 8).copy()
+        # pandas' mix of 64-bit numbers (pandas.core.util.hashing._hash_ndarray)
+        h ^= h >> _S30
+        h *= _M1
+        h ^= h >> _S27
+        h *= _M2
+        h ^= h >> _S31
+        return h
+    import pandas as pd  # other types: pandas' own hashing (strings: siphash)
+
+    series = pd.Series(values.to_pandas())
+    return pd.util.hash_pandas_object(series, index=False).to_numpy(np.uint64)

@@ -59,6 +59,7 @@ __all__ = [
 ]
 
 PARSE_WORKERS = 2  # both cores: parsing and Parquet encoding release the GIL
+REUSE_WORKERS = 8  # resumed chunks' checks: small reads (key sidecars), mostly waiting on the disk
 IN_FLIGHT = 4
 FILTER_BITS = 24  # duplicate-key pre-filter: 16 MB of flags
 PROBE_GROUP = 64  # reused chunks probed together (~5 MB of key hashes)
@@ -181,7 +182,7 @@ def ingest_delimited(
     job: _Job | None = None
     staging = Staging(store)  # new objects: visible only once the whole table is valid
     try:
-        with ThreadPoolExecutor(PARSE_WORKERS) as pool:
+        with ThreadPoolExecutor(PARSE_WORKERS) as pool, ThreadPoolExecutor(REUSE_WORKERS) as reads:
             if points and previous is not None and header is not None and recorder is not None:
                 if types is not None and list(types) == _names(header, sep):  # else nothing can match
                     types = _start(header, b"", sep, key, types, labels)
@@ -190,7 +191,7 @@ def ingest_delimited(
 
                     def reuse_up_to(n: int) -> None:
                         nonlocal taken
-                        slots.extend(pool.submit(_reused, job, c) for c in previous.chunks[taken:n])
+                        slots.extend(reads.submit(_reused, job, c) for c in previous.chunks[taken:n])
                         taken = n
 
                     resume.skip_prefix(stream, points, recorder, reuse_up_to)

@@ -20,7 +20,8 @@ A mismatch costs the bytes read up to the first checkpoint that differs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -121,26 +122,68 @@ def skip_prefix(
     ``matched_up_to`` hears that number grow, checkpoint by checkpoint."""
     start, state = recorder.offset, recorder.hasher.copy()
     matched: tuple[Point, Any] | None = None
-    buf = bytearray(READ)
-    view = memoryview(buf)
-    pos, hasher = start, recorder.hasher
-    try:
+    hasher = recorder.hasher
+    with _Reads(stream, [p.offset for p in points], start) as reads:
         for point in points:
-            while pos < point.offset:
-                n = _fill(stream, view[: min(READ, point.offset - pos)])
-                if not n:
-                    break
-                hasher.update(view[:n])
-                pos += n
-            if pos != point.offset or hasher.copy().hexdigest() != point.digest:
+            for block in reads.up_to(point.offset):
+                hasher.update(block)
+            if reads.pos != point.offset or hasher.copy().hexdigest() != point.digest:
                 break
             matched = (point, hasher.copy())
             if matched_up_to is not None:
                 matched_up_to(point.chunks)
-    finally:
-        view.release()
     point, state = matched if matched else (Point(start, 0, ""), state)
     stream.seek(point.offset)
     recorder.hasher, recorder.offset, recorder.chunks = state, point.offset, point.chunks
     recorder.points = [p for p in points if p.offset <= point.offset] if matched else []
     return point.chunks
+
+
+class _Reads:
+    """The stream read in blocks that end at the given offsets, one block
+    ahead on a helper thread: reading the next block while this one is
+    hashed takes the longer of the two, not their sum."""
+
+    def __init__(self, stream: BinaryIO, stops: Sequence[int], pos: int) -> None:
+        self.stream, self.pos = stream, pos
+        self.sizes = _blocks(pos, stops)
+        self.views = [memoryview(bytearray(READ)) for _ in range(2)]
+        self.pool = ThreadPoolExecutor(1)
+        self.ahead: Future[int] | None = None
+        self.turn = 0
+        self._next()
+
+    def _next(self) -> None:
+        size = next(self.sizes, 0)
+        view = self.views[self.turn % 2]
+        self.ahead = self.pool.submit(_fill, self.stream, view[:size]) if size else None
+
+    def up_to(self, stop: int) -> Iterator[memoryview]:
+        """The blocks up to ``stop`` (fewer at the end of the stream)."""
+        while self.pos < stop and self.ahead is not None:
+            n = self.ahead.result()
+            view = self.views[self.turn % 2]
+            self.turn += 1
+            if not n:
+                self.ahead = None
+                return
+            self._next()
+            self.pos += n
+            yield view[:n]
+
+    def __enter__(self) -> _Reads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(wait=True)
+        for view in self.views:
+            view.release()
+
+
+def _blocks(pos: int, stops: Sequence[int]) -> Iterator[int]:
+    """Read sizes from ``pos`` that land exactly on every stop."""
+    for stop in stops:
+        while pos < stop:
+            size = min(READ, stop - pos)
+            yield size
+            pos += size

@@ -156,12 +156,12 @@ def test_new_keys_are_checked_for_repeats_in_every_value_range():  # type: ignor
     rng = np.random.default_rng(3)
     values = rng.choice(np.iinfo(np.int64).max, 200_000, replace=False).astype(np.uint64) * np.uint64(2)
     parts = [np.sort(p) for p in np.array_split(values, 7)]
-    ranges = ingest._sorted_unique(parts)
+    ranges = ingest.sorted_unique(parts)
     assert ranges is not None and len(ranges) == ingest.PARSE_WORKERS
     assert (np.concatenate(ranges) == np.sort(values)).all()
     for repeat in (values[values < np.uint64(1 << 63)][5], values[values >= np.uint64(1 << 63)][5]):
         with_repeat = [*parts[:3], np.sort(np.append(parts[3], repeat)), *parts[4:]]
-        assert ingest._sorted_unique(with_repeat) is None
+        assert ingest.sorted_unique(with_repeat) is None
 
 
 def test_key_hashes_are_pandas_hashes():  # type: ignore[no-untyped-def]
@@ -181,7 +181,7 @@ def test_key_hashes_are_pandas_hashes():  # type: ignore[no-untyped-def]
 def test_label_counts_without_pandas_match_pandas():  # type: ignore[no-untyped-def]
     import pyarrow as pa
 
-    rule = ingest.LabelRule(label="y", samples=np.array([], np.uint64), key_type="int64")
+    rule = ingest.LabelRule(label="y", key_type="int64", samples_of=lambda: np.array([], np.uint64))
     for values in ([3, 1, 3, 0, 3], ["b", "a", "b"], [1.5, 2.0, 1.5], [True, False, True]):
         table = pa.table({"y": values})
         want = pd.Series(values).astype(str).value_counts().to_dict()

@@ -207,3 +207,41 @@ def test_scattered_relabels_store_patches_not_copies(repo):
     truth = (versions[0]["label"] != versions[-1]["label"]).sum()
     assert d.changed == truth
     assert repo.verify().ok
+
+
+def test_a_relabel_against_the_same_dataset_reads_none_of_its_keys(repo, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """Relabelled chunks keep their keys, which were checked against this very
+    dataset version: the dataset's keys are not read again. A new key, or
+    another dataset version, is checked as ever."""
+    from lepton.data import fileingest
+
+    big = pd.DataFrame({"id": np.arange(200_000) * 3 + 1, "x": 0.5})
+    data = tmp_path / "d.csv"
+    big.to_csv(data, index=False)
+    repo.snapshot_data("big", data, key="id")
+    labels = labels_for(big["id"])
+    path = tmp_path / "l.csv"
+    labels.to_csv(path, index=False)
+    first = repo.snapshot_labels("l", path, dataset="big@v1", key="id", label="label")
+    assert len(first.manifest.chunks) > 1
+    reads: list[int] = []
+    real = fileingest.sample_hashes
+    monkeypatch.setattr(fileingest, "sample_hashes", lambda *a: reads.append(1) or real(*a))
+    labels.loc[::50, "label"] = "cat"
+    labels.to_csv(path, index=False)
+    second = repo.snapshot_labels("l", path, dataset="big@v1", key="id", label="label")
+    assert second.created and reads == []
+    assert second.manifest.classes == dict(sorted(Counter(labels["label"]).items()))
+    # a key that is no sample: its chunk's keys are new, so they are checked
+    bad = labels.copy()
+    bad.loc[10, "id"] = 2
+    bad.to_csv(path, index=False)
+    with pytest.raises(InvalidInput, match=r"1 label key\(s\) are not samples"):
+        repo.snapshot_labels("l", path, dataset="big@v1", key="id", label="label")
+    # a new dataset version without some samples: every label key is checked against it
+    big.iloc[:-5].to_csv(data, index=False)
+    repo.snapshot_data("big", data, key="id")
+    labels.to_csv(path, index=False)
+    with pytest.raises(InvalidInput, match=r"5 label key\(s\) are not samples of dataset big@v2"):
+        repo.snapshot_labels("l", path, dataset="big@v2", key="id", label="label")
+    assert [v.version for v in repo.log("l")] == [1, 2]

@@ -11,9 +11,10 @@ import json
 import os
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
@@ -24,13 +25,14 @@ from lepton.data.patches import read_chunk
 from lepton.data.tablefiles import TABLE_FORMATS
 from lepton.data.trees import checkout_tree
 from lepton.errors import InvalidInput
-from lepton.manifest import Labelset, Manifest, TableDataset, TreeDataset
+from lepton.manifest import Chunk, Labelset, Manifest, TableDataset, TreeDataset
 from lepton.store.objects import ObjectStore
 
 Progress = Callable[[int], None]
 JSONL_BATCH = 65_536
 READERS = 2  # both cores decode chunks while the writer formats the ones before
 READ_AHEAD = 4
+T = TypeVar("T")
 
 
 def checkout(store: ObjectStore, manifest: Manifest, dest: Path, progress: Progress | None = None) -> Path:
@@ -65,41 +67,56 @@ def _table(store: ObjectStore, manifest: TableDataset | Labelset, dest: Path) ->
 def _chunks(store: ObjectStore, manifest: TableDataset | Labelset) -> Iterator[pa.Table]:
     """The chunks' rows in order, read and decoded READ_AHEAD at a time on
     threads (reading, decompressing and decoding release the GIL)."""
-    pending: deque[Future[pa.Table]] = deque()
-    todo = iter(manifest.chunks)
+    return _in_order(lambda c: read_chunk(store, c), manifest.chunks)
+
+
+def _in_order(fn: Callable[[Any], T], items: Iterable[Any]) -> Iterator[T]:
+    """``map(fn, items)``, READ_AHEAD calls at a time on READERS threads."""
+    pending: deque[Future[T]] = deque()
+    todo = iter(items)
     with ThreadPoolExecutor(READERS) as pool:
-        for c in itertools.islice(todo, READ_AHEAD):
-            pending.append(pool.submit(read_chunk, store, c))
+        for item in itertools.islice(todo, READ_AHEAD):
+            pending.append(pool.submit(fn, item))
         while pending:
-            table = pending.popleft().result()
+            got = pending.popleft().result()
             nxt = next(todo, None)
             if nxt is not None:
-                pending.append(pool.submit(read_chunk, store, nxt))
-            yield table
+                pending.append(pool.submit(fn, nxt))
+            yield got
 
 
 def _write_streaming(store: ObjectStore, manifest: TableDataset | Labelset, path: str, fmt: str) -> None:
     """Chunk by chunk into one Parquet or CSV/TSV file: memory holds a few
     chunks, not the table. Columns Arrow's CSV writer cannot write (nested
     ones) go through pandas, on the whole table."""
-    chunks = _chunks(store, manifest)
-    first = next(chunks)
-    try:
-        if fmt == "parquet":
+    if fmt == "parquet":
+        chunks = _chunks(store, manifest)
+        try:
+            first = next(chunks)
             with pq.ParquetWriter(path, first.schema) as out:
                 for table in itertools.chain([first], chunks):
                     out.write_table(table.cast(first.schema))
-            return
-        sep = "," if fmt == "csv" else "\t"
-        if any(pa.types.is_nested(f.type) for f in first.schema):  # Arrow's CSV writer cannot
-            pa.concat_tables([first, *chunks]).to_pandas().to_csv(path, index=False, sep=sep)
-            return
-        options = pacsv.WriteOptions(delimiter=sep, quoting_style="needed")
-        with pacsv.CSVWriter(path, first.schema, write_options=options) as writer:
-            for table in itertools.chain([first], chunks):
-                writer.write_table(table.cast(first.schema))
-    finally:
-        chunks.close()
+        finally:
+            chunks.close()
+        return
+    sep = "," if fmt == "csv" else "\t"
+    schema = read_chunk(store, manifest.chunks[0]).schema if manifest.chunks else None
+    if schema is None or any(pa.types.is_nested(f.type) for f in schema):  # Arrow's CSV writer cannot
+        pa.concat_tables(_chunks(store, manifest)).to_pandas().to_csv(path, index=False, sep=sep)
+        return
+
+    def text(item: tuple[int, Chunk]) -> pa.Buffer:
+        """One chunk as CSV: read and formatted on a thread (formatting numbers
+        is most of the work, and Arrow's writer lets go of the GIL)."""
+        n, chunk = item
+        options = pacsv.WriteOptions(include_header=n == 0, delimiter=sep, quoting_style="needed")
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(read_chunk(store, chunk).cast(schema), sink, write_options=options)
+        return sink.getvalue()
+
+    with open(path, "wb") as out:
+        for block in _in_order(text, enumerate(manifest.chunks)):
+            out.write(block)
 
 
 def _write_jsonl(frame: pd.DataFrame, path: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,11 +18,12 @@ import numpy as np
 from lepton.data import ingest, resume, statecache
 from lepton.data.linecuts import cutter
 from lepton.data.tablefiles import check_table_file
-from lepton.manifest import Labelset, Manifest, Parent, TableDataset, TreeDataset
+from lepton.manifest import Chunk, Labelset, Manifest, Parent, TableDataset, TreeDataset
 from lepton.store.fs import Location
 from lepton.store.objects import ObjectStore
 
 Progress = Callable[[int], None]
+SIDECAR_READS = 8  # small reads that wait on the disk
 
 
 @dataclass(frozen=True)
@@ -96,10 +98,16 @@ def labelset_file(
     record: Any = None,
 ) -> Taken | None:
     """The labelset (``record``: the previous version's resume record)."""
-    samples = sample_hashes(store, dataset)
-    if samples is None:
+    kind = sample_key_type(dataset)
+    if kind is None:
         return None
-    rule = ingest.LabelRule(label=label, samples=samples[0], key_type=samples[1])
+    same_dataset = isinstance(previous, Labelset) and dataset_id in {p.id for p in previous.parents}
+    rule = ingest.LabelRule(
+        label=label,
+        key_type=kind,
+        samples_of=lambda: sample_hashes(store, dataset),
+        checked=frozenset(c.keys for c in previous.chunks if c.keys) if same_dataset else frozenset(),  # type: ignore[union-attr]
+    )
     taken = _ingest(store, memo, location, path, sep, key, previous, progress, rule, record)
     if taken is None:
         return None
@@ -117,27 +125,36 @@ def labelset_file(
     return Taken(labelset, read, kept)
 
 
-def sample_hashes(store: ObjectStore, dataset: Manifest) -> tuple[np.ndarray, str] | None:
+def sample_key_type(dataset: Manifest) -> str | None:
+    """The type of a dataset's sample ids (a tree's: its paths); None when it has none."""
+    if isinstance(dataset, TreeDataset):
+        return "large_string"
+    if isinstance(dataset, TableDataset) and dataset.key is not None:
+        return next(c.type for c in dataset.columns if c.name == dataset.key)
+    return None
+
+
+def sample_hashes(store: ObjectStore, dataset: Manifest) -> np.ndarray:
     """Sorted 64-bit hashes of a dataset's sample ids (hashed as the ingest
-    hashes keys) and their column type; None when the dataset has no ids."""
-    if isinstance(dataset, TableDataset) and dataset.key is not None and dataset.chunks:
-        if all(c.keys for c in dataset.chunks):  # the key sidecars: no row read
-            parts = [np.frombuffer(store.read_bytes(c.keys), np.uint64) for c in dataset.chunks]  # type: ignore[arg-type]
-            return np.sort(np.concatenate(parts)), next(
-                c.type for c in dataset.columns if c.name == dataset.key
-            )
+    hashes keys); the dataset has ids (sample_key_type)."""
+    if isinstance(dataset, TableDataset) and dataset.chunks and all(c.keys for c in dataset.chunks):
+
+        def keys(chunk: Chunk) -> np.ndarray:
+            return np.frombuffer(store.read_bytes(chunk.keys), np.uint64)  # type: ignore[arg-type]
+
+        with ThreadPoolExecutor(SIDECAR_READS) as pool:  # the key sidecars: no row read
+            parts = list(pool.map(keys, dataset.chunks))
+        ranges = ingest.sorted_unique(parts)  # each part sorted already; sorted on both cores
+        return np.concatenate(ranges) if ranges else np.sort(np.concatenate(parts))
     import pandas as pd
 
     from lepton.data.chunks import read_chunks
 
     if isinstance(dataset, TreeDataset):
-        values, kind = pd.Series([f.path for f in dataset.files], dtype=object), "large_string"
-    elif isinstance(dataset, TableDataset) and dataset.key is not None:
-        kind = next(c.type for c in dataset.columns if c.name == dataset.key)
-        values = read_chunks(store, dataset.chunks, [dataset.key])[dataset.key]
+        values = pd.Series([f.path for f in dataset.files], dtype=object)
     else:
-        return None
-    return np.sort(pd.util.hash_pandas_object(values, index=False).to_numpy(np.uint64)), kind
+        values = read_chunks(store, dataset.chunks, [dataset.key])[dataset.key]  # type: ignore[union-attr]
+    return np.sort(pd.util.hash_pandas_object(values, index=False).to_numpy(np.uint64))
 
 
 def _ingest(

@@ -68,26 +68,39 @@ PROBE_GROUP = 64  # reused chunks probed together (~5 MB of key hashes)
 @dataclass
 class LabelRule:
     """What a labelset's rows must satisfy: ``label`` present in every row,
-    every key one of ``samples`` (sorted 64-bit hashes of the dataset's
-    sample ids, whose type is ``key_type``)."""
+    every key one of the dataset's samples (``samples_of``: their sorted
+    64-bit hashes, computed when first needed; their type ``key_type``).
+    ``checked``: key sidecars of the previous version, which held for this
+    same dataset: a chunk with one of them (a relabel keeps every chunk's
+    keys) needs no check, and a relabel never reads the dataset's keys."""
 
     label: str
-    samples: np.ndarray
     key_type: str
+    samples_of: Callable[[], np.ndarray]
+    checked: frozenset[str] = frozenset()
     classes: Counter = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _samples: np.ndarray | None = None
+    _samples_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, counts: Counter) -> None:
         with self.lock:
             self.classes.update(counts)
 
-    def check_keys(self, hashes: np.ndarray) -> None:
-        if not len(hashes):
+    def samples(self) -> np.ndarray:
+        with self._samples_lock:
+            if self._samples is None:
+                self._samples = self.samples_of()
+            return self._samples
+
+    def check_keys(self, hashes: np.ndarray, keys_id: str | None) -> None:
+        if not len(hashes) or (keys_id is not None and keys_id in self.checked):
             return
-        if not len(self.samples):
+        samples = self.samples()
+        if not len(samples):
             raise Fallback("dataset has no samples")
-        at = np.clip(np.searchsorted(self.samples, hashes), 0, len(self.samples) - 1)
-        if not (self.samples[at] == hashes).all():
+        at = np.clip(np.searchsorted(samples, hashes), 0, len(samples) - 1)
+        if not (samples[at] == hashes).all():
             raise Fallback("label keys that are not samples of the dataset")
 
     def count(self, table: pa.Table) -> Counter:
@@ -290,7 +303,7 @@ def _reuse(job: _Job, chunk: Chunk) -> np.ndarray | None:
         return None
     hashes = _load_keys(job.store, chunk)
     if job.labels is not None:
-        job.labels.check_keys(hashes)
+        job.labels.check_keys(hashes, chunk.keys)
         job.labels.add(job.labels.count(patches.read_chunk(job.store, chunk, [job.labels.label])))
     return hashes
 
@@ -308,7 +321,7 @@ def _has_duplicates(chunks: list[Chunk], done: list[_Done]) -> bool:
     if len({c.ident for c in chunks}) != len(chunks):
         return True  # the same block of rows twice
     new = [d.hashes for d in done if d.memo_key and d.hashes is not None]
-    ranges = _sorted_unique(new)
+    ranges = sorted_unique(new)
     if ranges is None:
         return True
     reused = [d.hashes for d in done if not d.memo_key and d.hashes is not None]
@@ -325,7 +338,7 @@ def _has_duplicates(chunks: list[Chunk], done: list[_Done]) -> bool:
         return any(pool.map(lambda g: _any_in(np.concatenate(g), seen, fresh), groups))
 
 
-def _sorted_unique(parts: list[np.ndarray]) -> list[np.ndarray] | None:
+def sorted_unique(parts: list[np.ndarray]) -> list[np.ndarray] | None:
     """The values of ``parts`` (each sorted) sorted, as consecutive value
     ranges (one per core: numpy sorts without the GIL), or None if a value
     repeats."""
@@ -439,10 +452,10 @@ def _parse_chunk(job: _Job, raw: bytes | memoryview) -> tuple[Chunk, np.ndarray 
     if col.null_count:
         raise Fallback("empty key")
     hashes = np.sort(key_hashes(col))
+    keys_id = job.staging.put(hashes.tobytes())  # staged: visible only if the whole table is valid
     if job.labels is not None:
-        job.labels.check_keys(hashes)
+        job.labels.check_keys(hashes, keys_id)
         counts = job.labels.count(table)
-    keys_id = job.staging.put(hashes.tobytes())
     chunk = _as_patch(job, table, keys_id)
     if chunk is None:
         chunk = Chunk(id=job.staging.put(parquet_buffer(table)), rows=table.num_rows, keys=keys_id)

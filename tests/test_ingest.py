@@ -186,3 +186,28 @@ def test_label_counts_without_pandas_match_pandas():  # type: ignore[no-untyped-
         table = pa.table({"y": values})
         want = pd.Series(values).astype(str).value_counts().to_dict()
         assert rule.count(table) == want
+
+
+def test_duplicate_checks_trust_only_one_use_of_each_previous_key_set():  # type: ignore[no-untyped-def]
+    """Chunks whose key sidecar the previous version held (reused, or
+    patched in a relabel) are disjoint and unique: only the others are
+    checked. The same previous key set twice, or a new key repeating an
+    old one, is still a duplicate."""
+    from lepton.manifest import Chunk
+
+    def key(n: int) -> str:
+        return f"blake3:{n:064x}"
+
+    def done(n: int, keys: int, values: list[int], parsed: bool) -> ingest._Done:
+        chunk = Chunk(id=key(n), rows=len(values), keys=key(keys))
+        return ingest._Done(chunk, np.sort(np.array(values, np.uint64)), "memo" if parsed else None, 0)
+
+    known = {key(100), key(101)}
+    relabelled = [done(1, 100, [1, 2], True), done(2, 101, [3, 4], True)]
+    assert not ingest._has_duplicates([d.chunk for d in relabelled], relabelled, known)
+    twice = [*relabelled, done(3, 100, [1, 2], True)]  # other rows, the same keys as chunk 1
+    assert ingest._has_duplicates([d.chunk for d in twice], twice, known)
+    clash = [*relabelled, done(4, 102, [5, 3], True)]  # a new chunk repeating key 3
+    assert ingest._has_duplicates([d.chunk for d in clash], clash, known)
+    fine = [*relabelled, done(5, 102, [5, 6], True)]
+    assert not ingest._has_duplicates([d.chunk for d in fine], fine, known)

@@ -226,7 +226,7 @@ def ingest_delimited(
         if job is None or not done:
             raise Fallback("no data rows")
         chunks = [d.chunk for d in done]
-        if key is not None and _has_duplicates(chunks, done):
+        if key is not None and _has_duplicates(chunks, done, set(by_keys)):
             raise Fallback("duplicate keys")  # the whole-file reader names them
         staging.publish()
         # memos last: they may only name stored chunks
@@ -315,16 +315,22 @@ def _bound(slots: list[Future]) -> None:
         fut.result()
 
 
-def _has_duplicates(chunks: list[Chunk], done: list[_Done]) -> bool:
-    """Reused chunks were unique together in the previous version, so only
-    new keys need checking: among themselves and against the reused ones."""
+def _has_duplicates(chunks: list[Chunk], done: list[_Done], known: set[str]) -> bool:
+    """The previous version's chunks held disjoint sets of unique keys, so a
+    chunk whose keys are exactly one of them (its key sidecar is in
+    ``known``: reused, or patched as in a relabel) cannot repeat a key
+    unless another chunk has that same sidecar; only the other chunks' keys
+    need checking: among themselves and against those."""
     if len({c.ident for c in chunks}) != len(chunks):
         return True  # the same block of rows twice
-    new = [d.hashes for d in done if d.memo_key and d.hashes is not None]
+    old = [c.keys for c in chunks if c.keys in known]
+    if len(set(old)) != len(old):
+        return True  # one previous chunk's keys twice
+    new = [d.hashes for d in done if d.hashes is not None and d.chunk.keys not in known]
     ranges = sorted_unique(new)
     if ranges is None:
         return True
-    reused = [d.hashes for d in done if not d.memo_key and d.hashes is not None]
+    reused = [d.hashes for d in done if d.hashes is not None and d.chunk.keys in known]
     if not reused or not any(len(r) for r in ranges):
         return False
     fresh = np.concatenate(ranges)

@@ -193,8 +193,20 @@ class _Lines:
             else:
                 prefixes = np.zeros((len(s), PREFIX), dtype=np.uint8)
             if short.any():
-                at = np.minimum(s[short, None] + _STEPS, (e[short] - 1)[:, None])
-                prefixes[short] = data[at]
+                # the window from the line's own start, bytes past its end replaced
+                # by its last byte (a gather per byte only where the window would
+                # run past the data)
+                fits = short & (s + PREFIX <= end)
+                if fits.all():  # short lines only (e.g. `id,label`): no selection
+                    past = _STEPS[None, :] >= (e - s)[:, None]
+                    prefixes = np.where(past, data[e - 1][:, None], prefixes)
+                elif fits.any():
+                    past = _STEPS[None, :] >= (e[fits] - s[fits])[:, None]
+                    prefixes[fits] = np.where(past, data[e[fits] - 1][:, None], prefixes[fits])
+                rest = short & ~fits
+                if rest.any():
+                    at = np.minimum(s[rest, None] + _STEPS, (e[rest] - 1)[:, None])
+                    prefixes[rest] = data[at]
             words = np.ascontiguousarray(prefixes).view("<u8")  # PREFIX // 8 words per line
             if sep is not None:
                 words = _first_field(words, sep)

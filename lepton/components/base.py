@@ -9,6 +9,7 @@ does not fails at once (ABC), so a half-written component cannot be wired.
 from __future__ import annotations
 
 import inspect
+import threading
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -18,6 +19,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from lepton import hashing
 from lepton.components.interface import Interface
 from lepton.errors import InvalidInput
+
+# inspect.getsource parses the module (ast.parse), and CPython 3.11's AST
+# validator keeps a process-wide depth counter that two threads parsing at
+# once corrupt ("SystemError: AST constructor recursion depth mismatch"):
+# flows that train candidates on threads fingerprint their components at once.
+_SOURCE_LOCK = threading.Lock()
 
 
 class NoParams(BaseModel):
@@ -54,7 +61,8 @@ class Component(ABC):
             if klass in (Component, ABC, object):
                 break
             try:
-                parts.append(inspect.getsource(klass))
+                with _SOURCE_LOCK:
+                    parts.append(inspect.getsource(klass))
             except (OSError, TypeError):
                 parts.append(f"{klass.__module__}.{klass.__qualname__}")
         return hashing.hash_bytes("\n".join(parts).encode())

@@ -89,7 +89,7 @@ def line_chunks(
                 if start:
                     buf[:tail] = view[start:end].tobytes()  # < MAX_BYTES, once per block
                 start, end = 0, tail
-                got = _fill(stream, view[end:])
+                got = fill(stream, view[end:])
                 eof = got == 0
                 end += got
                 lines = None
@@ -264,7 +264,7 @@ def _mix(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> np.uint64(33))
 
 
-def _fill(stream: BinaryIO, into: memoryview) -> int:
+def fill(stream: BinaryIO, into: memoryview) -> int:
     """Read up to len(into) bytes into ``into``; 0 at the end of the file."""
     readinto = getattr(stream, "readinto", None)
     if readinto is None:

@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 import blake3
 
 from lepton import hashing
-from lepton.data.linecuts import _fill
+from lepton.data.linecuts import fill
 
 FORMAT = 1
 SPACING = 64 << 20
@@ -156,7 +156,7 @@ class _Reads:
     def _next(self) -> None:
         size = next(self.sizes, 0)
         view = self.views[self.turn % 2]
-        self.ahead = self.pool.submit(_fill, self.stream, view[:size]) if size else None
+        self.ahead = self.pool.submit(fill, self.stream, view[:size]) if size else None
 
     def up_to(self, stop: int) -> Iterator[memoryview]:
         """The blocks up to ``stop`` (fewer at the end of the stream)."""

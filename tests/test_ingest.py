@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lepton.data import ingest, linecuts
+from lepton.data import dupkeys, ingest, linecuts
 from lepton.errors import InvalidInput
 
 
@@ -156,12 +156,12 @@ def test_new_keys_are_checked_for_repeats_in_every_value_range():  # type: ignor
     rng = np.random.default_rng(3)
     values = rng.choice(np.iinfo(np.int64).max, 200_000, replace=False).astype(np.uint64) * np.uint64(2)
     parts = [np.sort(p) for p in np.array_split(values, 7)]
-    ranges = ingest.sorted_unique(parts)
-    assert ranges is not None and len(ranges) == ingest.PARSE_WORKERS
+    ranges = dupkeys.sorted_unique(parts)
+    assert ranges is not None and len(ranges) == dupkeys.CORES
     assert (np.concatenate(ranges) == np.sort(values)).all()
     for repeat in (values[values < np.uint64(1 << 63)][5], values[values >= np.uint64(1 << 63)][5]):
         with_repeat = [*parts[:3], np.sort(np.append(parts[3], repeat)), *parts[4:]]
-        assert ingest.sorted_unique(with_repeat) is None
+        assert dupkeys.sorted_unique(with_repeat) is None
 
 
 def test_key_hashes_are_pandas_hashes():  # type: ignore[no-untyped-def]
@@ -204,10 +204,10 @@ def test_duplicate_checks_trust_only_one_use_of_each_previous_key_set():  # type
 
     known = {key(100), key(101)}
     relabelled = [done(1, 100, [1, 2], True), done(2, 101, [3, 4], True)]
-    assert not ingest._has_duplicates([d.chunk for d in relabelled], relabelled, known)
+    assert not dupkeys.has_duplicates([d.chunk for d in relabelled], relabelled, known)
     twice = [*relabelled, done(3, 100, [1, 2], True)]  # other rows, the same keys as chunk 1
-    assert ingest._has_duplicates([d.chunk for d in twice], twice, known)
+    assert dupkeys.has_duplicates([d.chunk for d in twice], twice, known)
     clash = [*relabelled, done(4, 102, [5, 3], True)]  # a new chunk repeating key 3
-    assert ingest._has_duplicates([d.chunk for d in clash], clash, known)
+    assert dupkeys.has_duplicates([d.chunk for d in clash], clash, known)
     fine = [*relabelled, done(5, 102, [5, 6], True)]
-    assert not ingest._has_duplicates([d.chunk for d in fine], fine, known)
+    assert not dupkeys.has_duplicates([d.chunk for d in fine], fine, known)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from lepton.data import ingest, resume, statecache
+from lepton.data import dupkeys, ingest, resume, statecache
 from lepton.data.linecuts import cutter
 from lepton.data.tablefiles import check_table_file
 from lepton.manifest import Chunk, Labelset, Manifest, Parent, TableDataset, TreeDataset
@@ -144,7 +144,7 @@ def sample_hashes(store: ObjectStore, dataset: Manifest) -> np.ndarray:
 
         with ThreadPoolExecutor(SIDECAR_READS) as pool:  # the key sidecars: no row read
             parts = list(pool.map(keys, dataset.chunks))
-        ranges = ingest.sorted_unique(parts)  # each part sorted already; sorted on both cores
+        ranges = dupkeys.sorted_unique(parts)  # each part sorted already; sorted on both cores
         return np.concatenate(ranges) if ranges else np.sort(np.concatenate(parts))
     import pandas as pd
 

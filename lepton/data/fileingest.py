@@ -18,12 +18,11 @@ import numpy as np
 from lepton.data import dupkeys, ingest, resume, statecache
 from lepton.data.linecuts import cutter
 from lepton.data.tablefiles import check_table_file
-from lepton.manifest import Chunk, Labelset, Manifest, Parent, TableDataset, TreeDataset
+from lepton.manifest import Labelset, Manifest, Parent, TableDataset, TreeDataset
 from lepton.store.fs import Location
 from lepton.store.objects import ObjectStore
 
 Progress = Callable[[int], None]
-SIDECAR_READS = 8  # small reads that wait on the disk
 
 
 @dataclass(frozen=True)
@@ -138,14 +137,10 @@ def sample_hashes(store: ObjectStore, dataset: Manifest) -> np.ndarray:
     """Sorted 64-bit hashes of a dataset's sample ids (hashed as the ingest
     hashes keys); the dataset has ids (sample_key_type)."""
     if isinstance(dataset, TableDataset) and dataset.chunks and all(c.keys for c in dataset.chunks):
-
-        def keys(chunk: Chunk) -> np.ndarray:
-            return np.frombuffer(store.read_bytes(chunk.keys), np.uint64)  # type: ignore[arg-type]
-
-        with ThreadPoolExecutor(SIDECAR_READS) as pool:  # the key sidecars: no row read
-            parts = list(pool.map(keys, dataset.chunks))
+        with ThreadPoolExecutor(ingest.SIDECAR_READS) as pool:  # the key sidecars: no row read
+            parts = list(pool.map(lambda c: ingest.load_keys(store, c), dataset.chunks))
         ranges = dupkeys.sorted_unique(parts)  # each part sorted already; sorted on both cores
-        return np.concatenate(ranges) if ranges else np.sort(np.concatenate(parts))
+        return np.concatenate(ranges) if ranges is not None else np.sort(np.concatenate(parts))
     import pandas as pd
 
     from lepton.data.chunks import read_chunks

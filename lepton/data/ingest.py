@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 PARSE_WORKERS = 2  # both cores: parsing and Parquet encoding release the GIL
-REUSE_WORKERS = 8  # resumed chunks' checks: small reads (key sidecars), mostly waiting on the disk
+SIDECAR_READS = 8  # threads reading key sidecars: small reads, mostly waiting on the disk
 IN_FLIGHT = 4
 
 
@@ -194,7 +194,7 @@ def ingest_delimited(
     job: _Job | None = None
     staging = Staging(store)  # new objects: visible only once the whole table is valid
     try:
-        with ThreadPoolExecutor(PARSE_WORKERS) as pool, ThreadPoolExecutor(REUSE_WORKERS) as reads:
+        with ThreadPoolExecutor(PARSE_WORKERS) as pool, ThreadPoolExecutor(SIDECAR_READS) as reads:
             if points and previous is not None and header is not None and recorder is not None:
                 if types is not None and list(types) == _names(header, sep):  # else nothing can match
                     types = _start(header, b"", sep, key, types, labels)
@@ -300,7 +300,7 @@ def _reuse(job: _Job, chunk: Chunk) -> np.ndarray | None:
     newer), and its class counts."""
     if job.key is None:
         return None
-    hashes = _load_keys(job.store, chunk)
+    hashes = load_keys(job.store, chunk)
     if job.labels is not None:
         job.labels.check_keys(hashes, chunk.keys)
         job.labels.add(job.labels.count(patches.read_chunk(job.store, chunk, [job.labels.label])))
@@ -418,7 +418,8 @@ def _as_patch(job: _Job, table: pa.Table, keys_id: str) -> Chunk | None:
     return Chunk(id=patch_id, rows=table.num_rows, keys=keys_id, base=candidate)
 
 
-def _load_keys(store: ObjectStore, chunk: Chunk) -> np.ndarray:
+def load_keys(store: ObjectStore, chunk: Chunk) -> np.ndarray:
+    """A chunk's key sidecar: the sorted 64-bit hashes of its keys."""
     if chunk.keys is None:
         raise Fallback("chunk without key hashes")
     return np.frombuffer(store.read_bytes(chunk.keys), dtype=np.uint64)

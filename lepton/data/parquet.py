@@ -25,6 +25,7 @@ def parquet_buffer(table: pa.Table) -> pa.Buffer:
         row_group_size=max(len(table), 1),
         use_dictionary=False,
         use_byte_stream_split=floats or False,
+        write_statistics=False,  # nothing reads them (chunks are read whole); 20% of the writing time
     )
     return sink.getvalue()
 

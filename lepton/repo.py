@@ -42,6 +42,8 @@ from lepton.verify import VerifyReport, verify_objects
 if TYPE_CHECKING:
     import pandas as pd
 
+    from lepton.data.headstart import HeadStart
+
 # Table readers and writers (pandas, pyarrow) are imported by the methods
 # that use them, so commands that never touch a table (status of a folder,
 # log, show, lineage) start fast.
@@ -162,8 +164,10 @@ class Repo:
         message: str | None = None,
         run_id: str | None = None,
         progress: Progress | None = None,
+        head: HeadStart | None = None,
     ) -> Snapshot:
-        """Snapshot a table (file or DataFrame) or a folder as a new version of ``name``."""
+        """Snapshot a table (file or DataFrame) or a folder as a new version of
+        ``name``. ``head``: ``source`` already being read (lepton.data.headstart)."""
         self._check_kind(name, "dataset")
         if _is_frame(source):
             from lepton.data import snapshot as _snap
@@ -185,10 +189,10 @@ class Repo:
                 self.store, name, loc, path, url, progress=progress, state=self.state, parent=parent
             )
             return self._commit(manifest, message, {"source": url}, run_id)
-        manifest, source_key = self._snapshot_table_file(name, loc, path, url, key, progress)
+        manifest, source_key = self._snapshot_table_file(name, loc, path, url, key, progress, head)
         return self._commit(manifest, message, {"source": url} | source_key, run_id)
 
-    def _snapshot_table_file(self, name, loc, path, url, key, progress):  # type: ignore[no-untyped-def]
+    def _snapshot_table_file(self, name, loc, path, url, key, progress, head):  # type: ignore[no-untyped-def]
         """CSV/TSV go through the streaming, memoised ingest; anything it cannot
         take (and every other format) through the whole-file reader, whose
         errors name the line."""
@@ -196,6 +200,8 @@ class Repo:
 
         previous, record = self._latest_table_read(name)
         sep = fileingest.streamable(loc, path, url)
+        if sep is None and head is not None:
+            head.close()  # read whole below: no prefix to check
         if sep is not None:
             memo = RegistryMemo(self.engine)
             got = fileingest.dataset_file(
@@ -209,6 +215,7 @@ class Repo:
                 previous=previous,
                 progress=progress,
                 record=record,
+                head=head,
             )
             if got is not None:
                 return got.manifest, self._source_key(loc, path, got.read) | got.meta()
@@ -283,8 +290,10 @@ class Repo:
         message: str | None = None,
         run_id: str | None = None,
         progress: Progress | None = None,
+        head: HeadStart | None = None,
     ) -> Snapshot:
-        """Snapshot labels keyed by sample id, checked against ``dataset``."""
+        """Snapshot labels keyed by sample id, checked against ``dataset``
+        (``head``: as for snapshot_data)."""
         self._check_kind(name, "labelset")
         target = self.resolve(dataset)
         if target.kind != "dataset":
@@ -302,6 +311,8 @@ class Repo:
             loc, path = self._source(url)
             meta = {"source": url, "dataset": target.ref}
             sep = fileingest.streamable(loc, path, url)
+            if sep is None and head is not None:
+                head.close()  # read whole below: no prefix to check
             fast = None
             if sep is not None:
                 fast = fileingest.labelset_file(
@@ -318,6 +329,7 @@ class Repo:
                     previous=previous,
                     progress=progress,
                     record=record,
+                    head=head,
                 )
             if fast is not None:
                 meta |= self._source_key(loc, path, fast.read) | fast.meta()

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from lepton.config import Settings
-from lepton.data import ingest, resume
+from lepton.data import headstart, ingest, resume
 from lepton.repo import Repo
 
 ROWS = 250_000  # ~8.5 MB: about ten chunks
@@ -92,9 +92,11 @@ def _edits(rnd: random.Random, lines: list[str], step: int) -> tuple[list[str], 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_resumed_versions_equal_full_reads_whatever_the_change(tmp_path, monkeypatch, seed):  # type: ignore[no-untyped-def]
-    """The same sequence of files snapshotted twice, once with resuming turned
-    off: every version has the same manifest id, so the same chunks; the
-    table reads back as the file."""
+    """The same sequence of files snapshotted three times: resuming by
+    reading the prefix, resuming from a head start's hash states (as the
+    CLI does), and with resuming turned off: every version has the same
+    manifest id, so the same chunks; the table reads back as the file."""
+    monkeypatch.setattr(headstart, "MARK", 64 << 10)  # several marks per checkpoint: states and residues
     rnd = random.Random(seed)
     lines = _table(ROWS, seed)
     history = []
@@ -102,20 +104,22 @@ def test_resumed_versions_equal_full_reads_whatever_the_change(tmp_path, monkeyp
         lines, what = _edits(rnd, lines, step) if step else (lines, "first")
         history.append((list(lines), what))
     ids = {}
-    for mode in ("resume", "full"):
+    for mode in ("resume", "head", "full"):
         if mode == "full":
             monkeypatch.setattr(resume, "points_of", lambda *a: [])
         repo, csv = _repo(tmp_path / mode), tmp_path / f"{mode}.csv"
         ids[mode] = []
         for lines, what in history:
             _write(csv, lines)
-            snap = repo.snapshot_data("t", csv, key="id")
+            with headstart.head_start(str(csv) if mode == "head" else "s3://none/x") as head:
+                assert (head is not None) == (mode == "head")
+                snap = repo.snapshot_data("t", csv, key="id", head=head)
             ids[mode].append((what, snap.version.id))
             back = repo.read_table(snap.version.ref)
             pd.testing.assert_frame_equal(back, pd.read_csv(csv), check_dtype=False)
             assert snap.version.meta["source_key"] == "blake3:" + blake3.blake3(csv.read_bytes()).hexdigest()
         repo.close()
-    assert ids["resume"] == ids["full"]
+    assert ids["resume"] == ids["head"] == ids["full"]
 
 
 def test_an_appended_file_parses_only_what_follows_the_last_checkpoint(tmp_path, parsed, skipped):  # type: ignore[no-untyped-def]

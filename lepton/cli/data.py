@@ -11,6 +11,7 @@ from rich.markup import escape
 from lepton.cli import render
 from lepton.cli.context import repo_from_cwd
 from lepton.cli.output import out, print_json, progress, short
+from lepton.data.headstart import head_start  # light: the file is read while the rest imports
 
 if TYPE_CHECKING:
     from lepton.data.trees import Status
@@ -57,8 +58,9 @@ def data_snapshot(
     message: Message = None,
 ) -> None:
     """Snapshot a table or a file tree as a new dataset version."""
-    with repo_from_cwd() as repo, progress(f"snapshot {name}", unit="rows") as advance:
-        snap = repo.snapshot_data(name, source, key=key, message=message, progress=advance)
+    with head_start(source) as head, repo_from_cwd() as repo:
+        with progress(f"snapshot {name}", unit="rows") as advance:
+            snap = repo.snapshot_data(name, source, key=key, message=message, progress=advance, head=head)
     _report(snap)
     announce(snap, source)
 
@@ -157,9 +159,9 @@ def labels_snapshot(
     message: Message = None,
 ) -> None:
     """Snapshot labels for a dataset version; every key must be a sample of it."""
-    with repo_from_cwd() as repo, progress(f"snapshot {name}") as advance:
+    with head_start(source) as head, repo_from_cwd() as repo, progress(f"snapshot {name}") as advance:
         snap = repo.snapshot_labels(
-            name, source, dataset=dataset, key=key, label=label, message=message, progress=advance
+            name, source, dataset=dataset, key=key, label=label, message=message, progress=advance, head=head
         )
     _report(snap)
     announce(snap, source)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from lepton.data import dupkeys, ingest, resume, statecache
+from lepton.data.headstart import HeadStart
 from lepton.data.linecuts import cutter
 from lepton.data.tablefiles import check_table_file
 from lepton.manifest import Labelset, Manifest, Parent, TableDataset, TreeDataset
@@ -70,9 +71,11 @@ def dataset_file(
     previous: TableDataset | Labelset | None,
     progress: Progress | None,
     record: Any = None,
+    head: HeadStart | None = None,
 ) -> Taken | None:
-    """The dataset (``record``: the previous version's resume record)."""
-    taken = _ingest(store, memo, location, path, sep, key, previous, progress, None, record)
+    """The dataset (``record``: the previous version's resume record;
+    ``head``: the file already being read, lepton.data.headstart)."""
+    taken = _ingest(store, memo, location, path, sep, key, previous, progress, None, record, head)
     if taken is None:
         return None
     got, read, kept = taken
@@ -95,8 +98,9 @@ def labelset_file(
     previous: TableDataset | Labelset | None,
     progress: Progress | None,
     record: Any = None,
+    head: HeadStart | None = None,
 ) -> Taken | None:
-    """The labelset (``record``: the previous version's resume record)."""
+    """The labelset (``record``, ``head``: as for dataset_file)."""
     kind = sample_key_type(dataset)
     if kind is None:
         return None
@@ -107,7 +111,7 @@ def labelset_file(
         samples_of=lambda: sample_hashes(store, dataset),
         checked=frozenset(c.keys for c in previous.chunks if c.keys) if same_dataset else frozenset(),  # type: ignore[union-attr]
     )
-    taken = _ingest(store, memo, location, path, sep, key, previous, progress, rule, record)
+    taken = _ingest(store, memo, location, path, sep, key, previous, progress, rule, record, head)
     if taken is None:
         return None
     got, read, kept = taken
@@ -163,16 +167,21 @@ def _ingest(
     progress: Progress | None,
     labels: ingest.LabelRule | None,
     record: Any,
+    head: HeadStart | None = None,
 ) -> tuple[ingest.Ingested, SourceRead | None, dict[str, Any] | None] | None:
     """The streaming ingest of one file (None where it falls back), resumed
     after the prefix it shares with the previous version where the record
     shows one. The file is hashed as it is read: a local file's key is kept
-    if the file did not change meanwhile."""
+    if the file did not change meanwhile. ``head`` is used only for this
+    same file, unchanged since it was opened, and closed once of no more use."""
     cut = cutter(sep if labels is not None else None)
     points = resume.points_of(record, cut, sep, key, len(previous.chunks)) if previous else []
     recorder = resume.Recorder()
     checked = time.time_ns()
     before = statecache.local_file(path) if location.is_local else None
+    if head is not None and not (points and before is not None and head.holds_for(path, before.stat)):
+        head.close()  # nothing to check with it: stop reading the file twice
+        head = None
     try:
         with location.fs.open(path, "rb") as stream:
             header = stream.readline()
@@ -189,6 +198,7 @@ def _ingest(
                 header=header,
                 recorder=recorder,
                 points=points,
+                head=head,
             )
     except ingest.Fallback:
         return None

@@ -41,6 +41,7 @@ import pyarrow.csv as pacsv
 from lepton import hashing
 from lepton.data import patches, resume
 from lepton.data.dupkeys import has_duplicates
+from lepton.data.headstart import HeadStart
 from lepton.data.keyhash import key_hashes
 from lepton.data.linecuts import BLOCK, MAX_BYTES, MIN_BYTES, TARGET_BYTES, Buffers, Fallback, line_chunks
 from lepton.data.parquet import parquet_buffer, parquet_bytes
@@ -171,6 +172,7 @@ def ingest_delimited(
     header: bytes | None = None,
     recorder: resume.Recorder | None = None,
     points: Sequence[resume.Point] = (),
+    head: HeadStart | None = None,
 ) -> Ingested:
     """Chunk, parse (only what is new) and store a delimited table.
 
@@ -182,7 +184,9 @@ def ingest_delimited(
     as it is consumed (lepton.data.resume); with the ``points`` of the
     previous version's record, the prefix they share is skipped and the
     previous version's chunks before it taken as they are, their checks
-    (keys, labels) done on the workers while the prefix is hashed."""
+    (keys, labels) done on the workers while the prefix is hashed; with
+    ``head`` (the file already being hashed: lepton.data.headstart), from
+    its hash states, and ``head`` closed once past the prefix."""
     types: dict[str, pa.DataType] | None = None
     known: dict[str, Chunk] = {}
     if previous is not None:
@@ -206,7 +210,9 @@ def ingest_delimited(
                         slots.extend(reads.submit(_reused, job, c) for c in previous.chunks[taken:n])
                         taken = n
 
-                    resume.skip_prefix(stream, points, recorder, reuse_up_to)
+                    resume.skip_prefix(stream, points, recorder, reuse_up_to, head)
+            if head is not None:
+                head.close()  # past the prefix: the rest is read as it is cut
             # labelsets by first field: a relabel must not move boundaries (see linecuts)
             cut_by = sep if labels is not None else None
             buffers = Buffers(IN_FLIGHT + PARSE_WORKERS + 2)

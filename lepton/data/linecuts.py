@@ -34,6 +34,8 @@ from typing import BinaryIO
 import numpy as np
 from pyfastcdc.cy import FastCDC
 
+from lepton.data.readinto import fill
+
 AVG_BYTES, MIN_BYTES, CDC_MAX = 768 << 10, 256 << 10, 4 << 20
 MAX_BYTES = 8 << 20  # CDC_MAX plus room to reach the end of the line
 TARGET_BYTES = AVG_BYTES + MIN_BYTES
@@ -262,19 +264,3 @@ def _mix(h: np.ndarray) -> np.ndarray:
     h = h ^ (h >> np.uint64(33))
     h = h * np.uint64(0xC4CEB9FE1A85EC53)
     return h ^ (h >> np.uint64(33))
-
-
-def fill(stream: BinaryIO, into: memoryview) -> int:
-    """Read up to len(into) bytes into ``into``; 0 at the end of the file."""
-    readinto = getattr(stream, "readinto", None)
-    if readinto is None:
-        block = stream.read(len(into))
-        into[: len(block)] = block
-        return len(block)
-    total = 0
-    while total < len(into):  # a read may return less than asked before the end
-        n = readinto(into[total:])
-        if not n:
-            break
-        total += n
-    return total

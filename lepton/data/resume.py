@@ -22,13 +22,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import blake3
 
 from lepton import hashing
-from lepton.data.linecuts import fill
+from lepton.data.headstart import HeadStart
+from lepton.data.readinto import fill
 
 FORMAT = 1
 SPACING = 64 << 20
@@ -114,22 +116,27 @@ def skip_prefix(
     points: Sequence[Point],
     recorder: Recorder,
     matched_up_to: Callable[[int], None] | None = None,
+    head: HeadStart | None = None,
 ) -> int:
     """Read and hash the stream (just past the header, which ``recorder``
     has taken) up to the furthest checkpoint whose prefix hashes as recorded;
     leave the stream, and ``recorder``, there. Returns how many of the
     previous version's chunks come before it (0: start from the top);
-    ``matched_up_to`` hears that number grow, checkpoint by checkpoint."""
+    ``matched_up_to`` hears that number grow, checkpoint by checkpoint.
+    ``head``: the same file, already being read and hashed from its start
+    (lepton.data.headstart); then only the bytes between each checkpoint
+    and the head start's mark before it are read here."""
     start, state = recorder.offset, recorder.hasher.copy()
+    if head is not None:
+        matches = _by_marks(stream, points, head)
+    else:
+        matches = _by_reading(stream, points, start, state.copy())
     matched: tuple[Point, Any] | None = None
-    hasher = recorder.hasher
-    with _Reads(stream, [p.offset for p in points], start) as reads:
-        for point in points:
-            for block in reads.up_to(point.offset):
-                hasher.update(block)
-            if reads.pos != point.offset or hasher.copy().hexdigest() != point.digest:
+    with closing(matches):  # before the seek below: the reads ahead stop first
+        for point, hasher in matches:
+            if hasher.hexdigest() != point.digest:
                 break
-            matched = (point, hasher.copy())
+            matched = (point, hasher)
             if matched_up_to is not None:
                 matched_up_to(point.chunks)
     point, state = matched if matched else (Point(start, 0, ""), state)
@@ -137,6 +144,37 @@ def skip_prefix(
     recorder.hasher, recorder.offset, recorder.chunks = state, point.offset, point.chunks
     recorder.points = [p for p in points if p.offset <= point.offset] if matched else []
     return point.chunks
+
+
+def _by_reading(
+    stream: BinaryIO, points: Sequence[Point], start: int, hasher: Any
+) -> Iterator[tuple[Point, Any]]:
+    """Each checkpoint with the hash of the file's bytes before it (a copy,
+    the caller's to keep), while the file has them: the stream read from
+    ``start``, where ``hasher`` holds the bytes before it."""
+    with _Reads(stream, [p.offset for p in points], start) as reads:
+        for point in points:
+            for block in reads.up_to(point.offset):
+                hasher.update(block)
+            if reads.pos != point.offset:
+                return
+            yield point, hasher.copy()
+
+
+def _by_marks(stream: BinaryIO, points: Sequence[Point], head: HeadStart) -> Iterator[tuple[Point, Any]]:
+    """As _by_reading, from the head start's states: per checkpoint, the
+    state at the mark before it and the bytes from there read here."""
+    for point in points:
+        at = head.state_at(point.offset)
+        if at is None:
+            return  # the file ends before it (or the head start stopped: read from the last match)
+        mark, hasher = at
+        stream.seek(mark)
+        rest = memoryview(bytearray(point.offset - mark))
+        if fill(stream, rest) != len(rest):
+            return
+        hasher.update(rest)
+        yield point, hasher
 
 
 class _Reads:

@@ -1,0 +1,135 @@
+"""A head start on a local table file: read and hashed from its first byte
+while the command that snapshots it is still starting up.
+
+A snapshot spends its first second importing (Arrow, SQLAlchemy, pydantic)
+and opening the repository, on one core, before it reads a byte of the
+source; on a cold cache the disk and the other core sit idle meanwhile.
+Appended files (the usual case) resume after the prefix they share with
+the previous version (lepton.data.resume), and checking that prefix means
+reading and hashing it: a HeadStart does that on a helper thread from the
+moment the command knows its source, keeping the hash state at every MARK
+bytes. The resume then needs, per checkpoint, the state at the mark before
+it and the few bytes after that mark (in the page cache by then).
+
+Nothing here knows about the previous version, so this is only ever a
+hint: the ingest uses it for the same file, unchanged since it was opened
+(size, times, inode), and otherwise reads as it would have. Whoever begins
+one closes it (its thread stops at the next mark); the ingest closes it as
+soon as it needs no more of it, so a first import does not read the file
+twice.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import blake3
+
+from lepton.data.readinto import fill
+
+MARK = 4 << 20  # read size, and the spacing of the kept hash states
+
+
+class HeadStart:
+    """Reads and hashes ``path`` from its first byte on a helper thread."""
+
+    def __init__(self, path: str) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            s = os.fstat(fd)
+        except OSError:
+            os.close(fd)
+            raise
+        self.path = os.path.abspath(path)
+        self.stat = (s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino)  # as statecache.stat_of
+        self.regular = stat.S_ISREG(s.st_mode)
+        self._marks: list[Any] = [blake3.blake3()]  # the state at k * MARK bytes
+        self._done = False
+        self._stop = threading.Event()
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, args=(fd,), name="lepton-head-start", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def begin(cls, source: str) -> HeadStart | None:
+        """A head start on ``source`` if it is a local regular file, else None."""
+        path = source.removeprefix("file://")
+        if "://" in path:
+            return None
+        try:
+            head = cls(path)
+        except OSError:
+            return None  # the snapshot itself says what is wrong with the path
+        if not head.regular:
+            head.close()
+            return None
+        return head
+
+    def _run(self, fd: int) -> None:
+        """Hash block after block, the next one read meanwhile on another
+        thread (the kernel's own read-ahead is far smaller)."""
+        hasher, views = blake3.blake3(), [memoryview(bytearray(MARK)) for _ in range(2)]
+        try:
+            with open(fd, "rb", buffering=0) as f, ThreadPoolExecutor(1) as reads:
+                ahead, turn = reads.submit(fill, f, views[0]), 0
+                while ahead is not None:
+                    n, view = ahead.result(), views[turn % 2]
+                    turn += 1
+                    more = n == MARK and not self._stop.is_set()
+                    ahead = reads.submit(fill, f, views[turn % 2]) if more else None
+                    hasher.update(view[:n])
+                    if n < MARK:
+                        return  # the end of the file: no state past its last mark is kept
+                    with self._cond:
+                        self._marks.append(hasher.copy())
+                        self._cond.notify_all()
+        except OSError:
+            pass  # only a hint: the ingest reads (and reports) for itself
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def state_at(self, offset: int) -> tuple[int, Any] | None:
+        """(mark, the hash state of the file's bytes before it) for the last
+        mark at or before ``offset``, waiting for it to be read; None when
+        the reading ended before it (end of file, an error, closed). The
+        state is a copy, the caller's to update."""
+        k = offset // MARK
+        with self._cond:
+            self._cond.wait_for(lambda: len(self._marks) > k or self._done)
+            if len(self._marks) > k:
+                return k * MARK, self._marks[k].copy()
+            return None
+
+    def holds_for(self, path: str, stat_now: tuple[int, int, int, int]) -> bool:
+        """Whether this is ``path``, unchanged since it was opened."""
+        return self.path == os.path.abspath(path) and self.stat == stat_now
+
+    def close(self) -> None:
+        """Stop reading (at the next mark) and wait for the thread."""
+        self._stop.set()
+        self._thread.join()
+
+    def __enter__(self) -> HeadStart:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextmanager
+def head_start(source: str) -> Iterator[HeadStart | None]:
+    """HeadStart.begin(source), closed on the way out."""
+    head = HeadStart.begin(source)
+    try:
+        yield head
+    finally:
+        if head is not None:
+            head.close()

@@ -21,6 +21,7 @@ MARK = 64 << 10
 @pytest.fixture(autouse=True)
 def _small_marks(monkeypatch):  # type: ignore[no-untyped-def]
     monkeypatch.setattr(headstart, "MARK", MARK)
+    monkeypatch.setattr(headstart, "READ", 4 * MARK)  # several reads, each of several marks
     monkeypatch.setattr(resume, "SPACING", 256 << 10)
 
 

@@ -97,6 +97,7 @@ def test_resumed_versions_equal_full_reads_whatever_the_change(tmp_path, monkeyp
     CLI does), and with resuming turned off: every version has the same
     manifest id, so the same chunks; the table reads back as the file."""
     monkeypatch.setattr(headstart, "MARK", 64 << 10)  # several marks per checkpoint: states and residues
+    monkeypatch.setattr(headstart, "READ", 256 << 10)
     rnd = random.Random(seed)
     lines = _table(ROWS, seed)
     history = []

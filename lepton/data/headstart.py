@@ -33,7 +33,8 @@ import blake3
 
 from lepton.data.readinto import fill
 
-MARK = 4 << 20  # read size, and the spacing of the kept hash states
+MARK = 4 << 20  # the spacing of the kept hash states
+READ = 64 << 20  # read size: cold reads here ran at 1.2 GB/s in blocks of 4-32 MiB, 1.45 in 64
 
 
 class HeadStart:
@@ -73,22 +74,27 @@ class HeadStart:
 
     def _run(self, fd: int) -> None:
         """Hash block after block, the next one read meanwhile on another
-        thread (the kernel's own read-ahead is far smaller)."""
-        hasher, views = blake3.blake3(), [memoryview(bytearray(MARK)) for _ in range(2)]
+        thread (the kernel's own read-ahead is far smaller), keeping the
+        state at every mark."""
+        hasher, views = blake3.blake3(), [memoryview(bytearray(READ)) for _ in range(2)]
         try:
             with open(fd, "rb", buffering=0) as f, ThreadPoolExecutor(1) as reads:
                 ahead, turn = reads.submit(fill, f, views[0]), 0
                 while ahead is not None:
                     n, view = ahead.result(), views[turn % 2]
                     turn += 1
-                    more = n == MARK and not self._stop.is_set()
+                    more = n == READ and not self._stop.is_set()
                     ahead = reads.submit(fill, f, views[turn % 2]) if more else None
-                    hasher.update(view[:n])
-                    if n < MARK:
-                        return  # the end of the file: no state past its last mark is kept
-                    with self._cond:
-                        self._marks.append(hasher.copy())
-                        self._cond.notify_all()
+                    for at in range(0, n, MARK):
+                        piece = view[at : min(n, at + MARK)]
+                        hasher.update(piece)
+                        if len(piece) < MARK:
+                            return  # the end of the file: no state past its last mark is kept
+                        with self._cond:
+                            self._marks.append(hasher.copy())
+                            self._cond.notify_all()
+                    if n < READ:
+                        return
         except OSError:
             pass  # only a hint: the ingest reads (and reports) for itself
         finally:

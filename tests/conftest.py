@@ -15,6 +15,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from lepton.config import S3Settings, Settings
+from lepton.data import ingest
 from lepton.repo import Repo
 from lepton.store import ObjectStore, open_location
 
@@ -136,6 +137,20 @@ def repo(backend: Settings) -> Iterator[Repo]:
 
 
 # ---- Prefect ---------------------------------------------------------------------
+@pytest.fixture
+def parsed(monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
+    """Bytes of every chunk the ingest parses."""
+    seen: list[int] = []
+    real = ingest._parse_chunk
+
+    def spy(job, raw):  # type: ignore[no-untyped-def]
+        seen.append(len(raw))
+        return real(job, raw)
+
+    monkeypatch.setattr(ingest, "_parse_chunk", spy)
+    return seen
+
+
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory):  # type: ignore[no-untyped-def]
     """A real Prefect API (prefect_test_harness: a server on a temporary

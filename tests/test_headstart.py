@@ -5,9 +5,11 @@ stops reading when closed."""
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import blake3
+import pandas as pd
 import pytest
 
 from lepton.config import Settings
@@ -98,7 +100,8 @@ def test_a_file_changed_after_the_head_start_began_is_read_as_usual(tmp_path):  
 
 def test_the_cli_resumes_an_appended_file_from_its_head_start(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     """`lepton data snapshot` begins the head start; the second version is
-    resumed from its states (skip_prefix is given it) and equals the file."""
+    resumed from its states (the checkpoints are matched with it) and
+    equals the file."""
     from typer.testing import CliRunner
 
     from lepton.cli.main import app
@@ -112,13 +115,13 @@ def test_the_cli_resumes_an_appended_file_from_its_head_start(tmp_path, monkeypa
     with csv.open("a") as f:
         f.write(_rows(3_000, start=400_000))
     heads: list[object] = []
-    real = resume.skip_prefix
+    real = resume.match_with_head
 
-    def spy(stream, points, recorder, matched_up_to=None, head=None):  # type: ignore[no-untyped-def]
+    def spy(points, head, matched_up_to=None):  # type: ignore[no-untyped-def]
         heads.append(head)
-        return real(stream, points, recorder, matched_up_to, head)
+        return real(points, head, matched_up_to)
 
-    monkeypatch.setattr(resume, "skip_prefix", spy)
+    monkeypatch.setattr(resume, "match_with_head", spy)
     got = runner.invoke(app, ["data", "snapshot", "t", str(csv), "--key", "id"])
     assert got.exit_code == 0, got.output
     assert len(heads) == 1 and isinstance(heads[0], HeadStart)
@@ -129,3 +132,69 @@ def test_the_cli_resumes_an_appended_file_from_its_head_start(tmp_path, monkeypa
 def _stat(path: Path) -> tuple[int, int, int, int]:
     s = path.stat()
     return (s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino)
+
+
+def test_an_appended_file_is_cut_ahead_and_each_new_chunk_parsed_once(tmp_path, parsed):  # type: ignore[no-untyped-def]
+    """With a head start the tail after the last checkpoint is cut and parsed
+    while the prefix is checked, and taken as it is when the prefix matches:
+    nothing parsed twice, every row counted once, the version and its
+    resume record those of a snapshot without a head start."""
+    csv = tmp_path / "t.csv"
+    csv.write_text("id,x,label\n" + _rows(200_000))
+    repo, plain = _repo(tmp_path / "r"), _repo(tmp_path / "p")
+    first = repo.snapshot_data("t", csv, key="id")
+    plain.snapshot_data("t", csv, key="id")
+    last_start = first.version.meta["resume"]["points"][-1][0]
+    with csv.open("a") as f:
+        f.write(_rows(20_000, start=200_000))
+    parsed.clear()
+    rows: list[int] = []
+    with headstart.head_start(str(csv)) as head:
+        got = repo.snapshot_data("t", csv, key="id", head=head, progress=rows.append)
+    assert sum(parsed) == csv.stat().st_size - last_start  # the old last chunk and the new rows, once
+    assert sum(rows) == 220_000
+    want = plain.snapshot_data("t", csv, key="id")
+    assert got.manifest.chunks == want.manifest.chunks
+    assert got.version.meta["resume"] == want.version.meta["resume"]  # the tail hashed into the record too
+    pd.testing.assert_frame_equal(repo.read_table("t@v2"), pd.read_csv(csv), check_dtype=False)
+
+
+@pytest.mark.parametrize("edit", ["value", "row"])
+def test_a_prefix_that_differs_drops_what_was_cut_ahead_but_what_it_meets_again(tmp_path, parsed, edit):  # type: ignore[no-untyped-def]
+    """Rows appended, and near the top a value edited (same length) or a row
+    inserted (as long as the row before the last checkpoint, so that what
+    is cut ahead from that offset starts one row early). The cut from the
+    top takes a chunk cut ahead where it meets it again (parsed once); one
+    it does not meet is not stored. The version is the one a snapshot
+    without a head start makes; the store holds no object no version names."""
+    from lepton.gc import collect
+
+    csv = tmp_path / "t.csv"
+    base = "id,x,label\n" + _rows(200_000)
+    csv.write_text(base)
+    repo, plain = _repo(tmp_path / "r"), _repo(tmp_path / "p")
+    last_start = repo.snapshot_data("t", csv, key="id").version.meta["resume"]["points"][-1][0]
+    plain.snapshot_data("t", csv, key="id")
+    if edit == "value":
+        edited = base.replace(",5\n", ",6\n", 1)
+    else:
+        before = base[: last_start - 1].rsplit("\n", 1)[1] + "\n"  # the row that ends at the checkpoint
+        row = "999999,1." + "0" * (len(before) - len("999999,1.,1\n")) + ",1\n"
+        assert len(row) == len(before)
+        edited = base.replace("\n", "\n" + row, 1)
+    csv.write_text(edited + _rows(20_000, start=200_000))
+    parsed.clear()
+    want = plain.snapshot_data("t", csv, key="id")
+    parsed_plain = Counter(parsed)
+    parsed.clear()
+    with headstart.head_start(str(csv)) as head:
+        got = repo.snapshot_data("t", csv, key="id", head=head)
+    extra = Counter(parsed) - parsed_plain
+    assert Counter(parsed) - extra == parsed_plain  # what a plain snapshot parses, each once,
+    if edit == "value":
+        assert not extra  # the chunks cut ahead were met again
+    else:
+        assert 0 < sum(extra.elements()) <= csv.stat().st_size - last_start  # cut ahead for nothing
+    assert got.manifest.chunks == want.manifest.chunks
+    assert collect(repo, dry_run=True, grace_seconds=0).removed == []
+    pd.testing.assert_frame_equal(repo.read_table("t@v2"), pd.read_csv(csv), check_dtype=False)

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from lepton.config import Settings
-from lepton.data import headstart, ingest, resume
+from lepton.data import headstart, resume
 from lepton.repo import Repo
 
 ROWS = 250_000  # ~8.5 MB: about ten chunks
@@ -40,20 +40,6 @@ def _repo(root: Path) -> Repo:
 @pytest.fixture(autouse=True)
 def _small_spacing(monkeypatch):  # type: ignore[no-untyped-def]
     monkeypatch.setattr(resume, "SPACING", 512 << 10)  # a checkpoint every ~2 chunks
-
-
-@pytest.fixture
-def parsed(monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
-    """Bytes of every chunk the ingest parses."""
-    seen: list[int] = []
-    real = ingest._parse_chunk
-
-    def spy(job, raw):  # type: ignore[no-untyped-def]
-        seen.append(len(raw))
-        return real(job, raw)
-
-    monkeypatch.setattr(ingest, "_parse_chunk", spy)
-    return seen
 
 
 @pytest.fixture

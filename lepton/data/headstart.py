@@ -54,6 +54,8 @@ class HeadStart:
         self._done = False
         self._stop = threading.Event()
         self._cond = threading.Condition()
+        self._reads = os.dup(fd)  # for hash_through's small reads (pread: its own offsets); closed by close()
+        self._reads_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, args=(fd,), name="lepton-head-start", daemon=True)
         self._thread.start()
 
@@ -114,14 +116,39 @@ class HeadStart:
                 return k * MARK, self._marks[k].copy()
             return None
 
+    def hash_through(self, offset: int) -> Any | None:
+        """The hash state of the file's first ``offset`` bytes (the caller's):
+        the state at the mark before it and the bytes from there, read here
+        (in the page cache by then); None where state_at has none or the
+        file ends before ``offset``."""
+        at = self.state_at(offset)
+        if at is None:
+            return None
+        mark, hasher = at
+        with self._reads_lock:
+            if self._reads < 0:
+                return None  # closed
+            try:
+                data = os.pread(self._reads, offset - mark, mark)
+            except OSError:
+                return None  # only a hint: the ingest reads (and reports) for itself
+        if len(data) != offset - mark:
+            return None
+        hasher.update(data)
+        return hasher
+
     def holds_for(self, path: str, stat_now: tuple[int, int, int, int]) -> bool:
         """Whether this is ``path``, unchanged since it was opened."""
         return self.path == os.path.abspath(path) and self.stat == stat_now
 
     def close(self) -> None:
-        """Stop reading (at the next mark) and wait for the thread."""
+        """Stop reading (at the next mark) and wait for the thread (safe to call twice)."""
         self._stop.set()
         self._thread.join()
+        with self._reads_lock:
+            if self._reads >= 0:
+                os.close(self._reads)
+                self._reads = -1
 
     def __enter__(self) -> HeadStart:
         return self

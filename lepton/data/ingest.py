@@ -26,23 +26,23 @@ whole-file reader, whose errors name the exact line.
 from __future__ import annotations
 
 import io
-import threading
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from lepton import hashing
 from lepton.data import patches, resume
+from lepton.data.cutahead import cut_ahead
 from lepton.data.dupkeys import has_duplicates
 from lepton.data.headstart import HeadStart
 from lepton.data.keyhash import key_hashes
+from lepton.data.labelrule import LabelRule
 from lepton.data.linecuts import BLOCK, MAX_BYTES, MIN_BYTES, TARGET_BYTES, Buffers, Fallback, line_chunks
 from lepton.data.parquet import parquet_buffer, parquet_bytes
 from lepton.manifest import Chunk, Column, Labelset, TableDataset, canonical_json
@@ -63,59 +63,6 @@ __all__ = [
 PARSE_WORKERS = 2  # both cores: parsing and Parquet encoding release the GIL
 SIDECAR_READS = 8  # threads reading key sidecars: small reads, mostly waiting on the disk
 IN_FLIGHT = 4
-
-
-@dataclass
-class LabelRule:
-    """What a labelset's rows must satisfy: ``label`` present in every row,
-    every key one of the dataset's samples (``samples_of``: their sorted
-    64-bit hashes, computed when first needed; their type ``key_type``).
-    ``checked``: key sidecars of the previous version, which held for this
-    same dataset: a chunk with one of them (a relabel keeps every chunk's
-    keys) needs no check, and a relabel never reads the dataset's keys."""
-
-    label: str
-    key_type: str
-    samples_of: Callable[[], np.ndarray]
-    checked: frozenset[str] = frozenset()
-    classes: Counter = field(default_factory=Counter)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    _samples: np.ndarray | None = None
-    _samples_lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, counts: Counter) -> None:
-        with self.lock:
-            self.classes.update(counts)
-
-    def samples(self) -> np.ndarray:
-        with self._samples_lock:
-            if self._samples is None:
-                self._samples = self.samples_of()
-            return self._samples
-
-    def check_keys(self, hashes: np.ndarray, keys_id: str | None) -> None:
-        if not len(hashes) or (keys_id is not None and keys_id in self.checked):
-            return
-        samples = self.samples()
-        if not len(samples):
-            raise Fallback("dataset has no samples")
-        at = np.clip(np.searchsorted(samples, hashes), 0, len(samples) - 1)
-        if not (samples[at] == hashes).all():
-            raise Fallback("label keys that are not samples of the dataset")
-
-    def count(self, table: pa.Table) -> Counter:
-        col = table.column(self.label)
-        if col.null_count:
-            raise Fallback("empty label")
-        if any(
-            test(col.type) for test in (pa.types.is_integer, pa.types.is_string, pa.types.is_large_string)
-        ):
-            counted = pc.value_counts(col)  # as pandas counts them below, without pandas
-            values, counts = counted.field("values").to_pylist(), counted.field("counts").to_pylist()
-            return Counter({str(v): int(n) for v, n in zip(values, counts, strict=True)})
-        import pandas as pd
-
-        return Counter(pd.Series(col.to_pandas()).astype(str).value_counts().to_dict())
 
 
 class Memo:
@@ -149,6 +96,7 @@ class _Job:
     by_keys: dict[str, Chunk]  # the previous version's chunks by key sidecar id (patch candidates)
     labels: LabelRule | None
     progress: Callable[[int], None] | None
+    ahead: dict[str, _Done] = field(default_factory=dict)  # chunks parsed when cut ahead, by memo key
 
 
 @dataclass
@@ -196,9 +144,11 @@ def ingest_delimited(
     by_keys = {c.keys: c for c in previous.chunks if c.keys} if previous and key else {}
     slots: list[Future] = []
     job: _Job | None = None
+    at_end = False  # the whole file is cut already
     staging = Staging(store)  # new objects: visible only once the whole table is valid
     try:
         with ThreadPoolExecutor(PARSE_WORKERS) as pool, ThreadPoolExecutor(SIDECAR_READS) as reads:
+            buffers = Buffers(IN_FLIGHT + PARSE_WORKERS + 2)
             if points and previous is not None and header is not None and recorder is not None:
                 if types is not None and list(types) == _names(header, sep):  # else nothing can match
                     types = _start(header, b"", sep, key, types, labels)
@@ -210,14 +160,22 @@ def ingest_delimited(
                         slots.extend(reads.submit(_reused, job, c) for c in previous.chunks[taken:n])
                         taken = n
 
-                    resume.skip_prefix(stream, points, recorder, reuse_up_to, head)
+                    if head is not None and labels is None:  # (labels: counted as parsed, so never twice)
+                        tail = _resume_cutting_ahead(
+                            job, pool, buffers, stream, points, recorder, head, reuse_up_to
+                        )
+                        slots.extend(tail)
+                        at_end = bool(tail)
+                    else:
+                        resume.skip_prefix(stream, points, recorder, reuse_up_to, head)
             if head is not None:
                 head.close()  # past the prefix: the rest is read as it is cut
             # labelsets by first field: a relabel must not move boundaries (see linecuts)
             cut_by = sep if labels is not None else None
-            buffers = Buffers(IN_FLIGHT + PARSE_WORKERS + 2)
             seen = recorder.piece if recorder is not None else None
-            for first, raw in line_chunks(stream, cut_by, header=header, seen=seen, buffers=buffers):
+            for first, raw in (
+                () if at_end else line_chunks(stream, cut_by, header=header, seen=seen, buffers=buffers)
+            ):
                 if job is None:
                     try:
                         types = _start(first, raw, sep, key, types, labels)
@@ -225,7 +183,7 @@ def ingest_delimited(
                         buffers.give(raw)  # type: ignore[arg-type]
                         raise
                     job = _Job(store, staging, first, sep, types, key, known, by_keys, labels, progress)
-                slots.append(pool.submit(_chunk, job, raw, buffers))
+                slots.append(_submit(pool, job, buffers, raw))
                 _bound(slots)
             done: list[_Done] = [s.result() for s in slots]
         if job is None or not done:
@@ -233,7 +191,7 @@ def ingest_delimited(
         chunks = [d.chunk for d in done]
         if key is not None and has_duplicates(chunks, done, set(by_keys)):
             raise Fallback("duplicate keys")  # the whole-file reader names them
-        staging.publish()
+        staging.publish(only={d.chunk.id for d in done} | {d.chunk.keys for d in done if d.chunk.keys})
         # memos last: they may only name stored chunks
         memo.memo_put_many([(d.memo_key, d.chunk.id) for d in done if d.memo_key], "csvchunk")
     finally:
@@ -241,6 +199,50 @@ def ingest_delimited(
     columns = tuple(Column(name=n, type=str(t)) for n, t in job.types.items())
     classes = {k: int(v) for k, v in sorted(labels.classes.items())} if labels else None
     return Ingested(columns, tuple(chunks), sum(c.rows for c in chunks), sum(d.parsed for d in done), classes)
+
+
+def _resume_cutting_ahead(
+    job: _Job,
+    pool: ThreadPoolExecutor,
+    buffers: Buffers,
+    stream: BinaryIO,
+    points: Sequence[resume.Point],
+    recorder: resume.Recorder,
+    head: HeadStart,
+    reuse_up_to: Callable[[int], None],
+) -> list[Future]:
+    """Resume with a head start: its states checked against the checkpoints
+    on a helper thread while this one cuts from the last checkpoint on
+    (lepton.data.cutahead). All matched: the tail's chunks are what was cut
+    ahead (returned; the stream left at the end). Else none are returned,
+    and what was cut ahead is kept for the cut from the furthest match."""
+    quiet = replace(job, progress=None)  # rows are counted once taken
+    with ThreadPoolExecutor(1, thread_name_prefix="lepton-resume") as check:
+        matching = check.submit(resume.match_with_head, points, head, reuse_up_to)
+        try:
+            ahead = cut_ahead(
+                stream, points[-1].offset, job.header, partial(_submit, pool, quiet, buffers), _bound, buffers
+            )
+        finally:
+            matched = matching.result()
+    resume.settle(stream, points, recorder, matched)
+    if ahead.complete and matched is not None and matched[0] == points[-1]:
+        ahead.replay(stream, recorder.piece)
+        if job.progress is not None:
+            for slot in ahead.slots:
+                slot.add_done_callback(partial(_count, job.progress))
+        return ahead.slots
+    job.ahead = {d.memo_key: d for d in ahead.finished() if d.memo_key}
+    return []
+
+
+def _submit(pool: ThreadPoolExecutor, job: _Job, buffers: Buffers, raw: memoryview) -> Future:
+    return pool.submit(_chunk, job, raw, buffers)
+
+
+def _count(progress: Callable[[int], None], slot: Future) -> None:
+    if not slot.cancelled() and slot.exception() is None:
+        progress(slot.result().chunk.rows)
 
 
 def _chunk(job: _Job, raw: memoryview, buffers: Buffers) -> _Done:
@@ -260,6 +262,9 @@ def _one_chunk(job: _Job, raw: memoryview) -> _Done:
     chunk = job.known.get(memo_key)
     if chunk is not None:
         done = _Done(chunk, _reuse(job, chunk), None, 0)
+    elif memo_key in job.ahead:
+        done = job.ahead[memo_key]  # parsed when cut ahead (lepton.data.cutahead)
+        chunk = done.chunk
     else:
         chunk, hashes = _parse_chunk(job, raw)
         done = _Done(chunk, hashes, memo_key, len(raw))

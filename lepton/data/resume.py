@@ -124,31 +124,53 @@ def skip_prefix(
     previous version's chunks come before it (0: start from the top);
     ``matched_up_to`` hears that number grow, checkpoint by checkpoint.
     ``head``: the same file, already being read and hashed from its start
-    (lepton.data.headstart); then only the bytes between each checkpoint
-    and the head start's mark before it are read here."""
-    start, state = recorder.offset, recorder.hasher.copy()
+    (lepton.data.headstart): its states are used instead, and the stream is
+    only moved to the checkpoint."""
     if head is not None:
-        matches = _by_marks(stream, points, head)
-    else:
-        matches = _by_reading(stream, points, start, state.copy())
-    matched: tuple[Point, Any] | None = None
-    with closing(matches):  # before the seek below: the reads ahead stop first
-        for point, hasher in matches:
-            if hasher.hexdigest() != point.digest:
-                break
-            matched = (point, hasher)
-            if matched_up_to is not None:
-                matched_up_to(point.chunks)
-    point, state = matched if matched else (Point(start, 0, ""), state)
+        return settle(stream, points, recorder, match_with_head(points, head, matched_up_to))
+    with closing(_by_reading(stream, points, recorder.offset, recorder.hasher.copy())) as matches:
+        matched = _furthest(matches, matched_up_to)  # the reads ahead stop before the seek in settle
+    return settle(stream, points, recorder, matched)
+
+
+Matched = tuple[Point, Any]  # a checkpoint, and the hash state of the bytes before it
+
+
+def match_with_head(
+    points: Sequence[Point], head: HeadStart, matched_up_to: Callable[[int], None] | None = None
+) -> Matched | None:
+    """The furthest checkpoint the head start's file matches, without the
+    stream (another thread may be reading it meanwhile); then ``settle``."""
+    return _furthest(_by_marks(points, head), matched_up_to)
+
+
+def settle(stream: BinaryIO, points: Sequence[Point], recorder: Recorder, matched: Matched | None) -> int:
+    """Leave the stream and ``recorder`` at the matched checkpoint (the
+    recorder's own position, just past the header, if none matched); the
+    chunks before it."""
+    if matched is None:
+        stream.seek(recorder.offset)
+        recorder.points = []
+        return 0
+    point, state = matched
     stream.seek(point.offset)
     recorder.hasher, recorder.offset, recorder.chunks = state, point.offset, point.chunks
-    recorder.points = [p for p in points if p.offset <= point.offset] if matched else []
+    recorder.points = [p for p in points if p.offset <= point.offset]
     return point.chunks
 
 
-def _by_reading(
-    stream: BinaryIO, points: Sequence[Point], start: int, hasher: Any
-) -> Iterator[tuple[Point, Any]]:
+def _furthest(matches: Iterator[Matched], matched_up_to: Callable[[int], None] | None) -> Matched | None:
+    matched: Matched | None = None
+    for point, hasher in matches:
+        if hasher.hexdigest() != point.digest:
+            break
+        matched = (point, hasher)
+        if matched_up_to is not None:
+            matched_up_to(point.chunks)
+    return matched
+
+
+def _by_reading(stream: BinaryIO, points: Sequence[Point], start: int, hasher: Any) -> Iterator[Matched]:
     """Each checkpoint with the hash of the file's bytes before it (a copy,
     the caller's to keep), while the file has them: the stream read from
     ``start``, where ``hasher`` holds the bytes before it."""
@@ -161,19 +183,12 @@ def _by_reading(
             yield point, hasher.copy()
 
 
-def _by_marks(stream: BinaryIO, points: Sequence[Point], head: HeadStart) -> Iterator[tuple[Point, Any]]:
-    """As _by_reading, from the head start's states: per checkpoint, the
-    state at the mark before it and the bytes from there read here."""
+def _by_marks(points: Sequence[Point], head: HeadStart) -> Iterator[Matched]:
+    """As _by_reading, from the head start's states (lepton.data.headstart)."""
     for point in points:
-        at = head.state_at(point.offset)
-        if at is None:
-            return  # the file ends before it (or the head start stopped: read from the last match)
-        mark, hasher = at
-        stream.seek(mark)
-        rest = memoryview(bytearray(point.offset - mark))
-        if fill(stream, rest) != len(rest):
-            return
-        hasher.update(rest)
+        hasher = head.hash_through(point.offset)
+        if hasher is None:
+            return  # the file ends before it (or the head start stopped: cut from the last match)
         yield point, hasher
 
 

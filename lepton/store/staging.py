@@ -25,6 +25,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -65,18 +66,20 @@ class Staging:
             self.paths[key] = path
         return key
 
-    def publish(self) -> None:
-        """Make every staged object visible in the store."""
+    def publish(self, only: Collection[str] | None = None) -> None:
+        """Make every staged object visible in the store (with ``only``,
+        those of them; the rest are discarded)."""
+        staged = {k: p for k, p in self.paths.items() if only is None or k in only}
         if self.local:
-            self._publish_local()
+            self._publish_local(staged)
         else:
             with ThreadPoolExecutor(UPLOADS) as pool:
-                for _ in pool.map(self.store.put_file, self.paths.values()):
+                for _ in pool.map(self.store.put_file, staged.values()):
                     pass
             self.discard()
 
-    def _publish_local(self) -> None:
-        todo = [(key, path) for key, path in self.paths.items() if not self.store._reuse(key)]  # noqa: SLF001
+    def _publish_local(self, staged: dict[str, str]) -> None:
+        todo = [(key, path) for key, path in staged.items() if not self.store._reuse(key)]  # noqa: SLF001
         with translate(self.store.url):
             if self.store.durable and todo:
                 _flush(self.dir, [path for _, path in todo])  # type: ignore[arg-type]

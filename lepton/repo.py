@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lepton.config import Settings, find_config, load_settings, write_config
-from lepton.data import statecache, trees
+from lepton.data import statecache
 from lepton.data.statecache import StateCache, default_path
 from lepton.errors import IntegrityError, InvalidInput, LeptonError, NotFound
 from lepton.manifest import (
@@ -42,6 +42,7 @@ from lepton.verify import VerifyReport, verify_objects
 if TYPE_CHECKING:
     import pandas as pd
 
+    from lepton.data import trees
     from lepton.data.headstart import HeadStart
 
 # Table readers and writers (pandas, pyarrow) are imported by the methods
@@ -185,6 +186,8 @@ class Repo:
             if key is not None:
                 raise InvalidInput(f"{url}: --key applies to tables, and this is a folder")
             parent = self._latest_tree(name)
+            from lepton.data import trees  # here: a table snapshot does not need it (0.08 s)
+
             manifest = trees.snapshot_tree(
                 self.store, name, loc, path, url, progress=progress, state=self.state, parent=parent
             )
@@ -258,6 +261,8 @@ class Repo:
         dataset, or with ``kind="labelset"`` a labelset): files added, removed
         and modified (a folder), or whether the file changed (a table). Files
         whose stat is as the state cache recorded are not read."""
+        from lepton.data import trees
+
         self._check_kind(name, kind)
         url = os.fspath(source)
         loc, path = self._source(url)

@@ -12,7 +12,6 @@ import io
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lepton.manifest import Chunk
@@ -93,6 +92,8 @@ def changed_rows(earlier: pa.Table, part: pa.Table, key: str) -> np.ndarray | No
         or not earlier.column(key).equals(part.column(key))
     ):
         return None
+    import pyarrow.compute as pc  # here: an import of 0.06 s that appends never need
+
     diff = np.zeros(part.num_rows, dtype=bool)
     for a, b in zip(earlier.columns, part.columns, strict=True):
         same = pc.fill_null(pc.equal(a, b), False)

@@ -366,7 +366,10 @@ class Lepton(Tool):
                 )
                 subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
             env["PYTHONPATH"] = str(src)
-            launcher = "import sys; from lepton.cli.main import run; sys.argv[0] = 'lepton'; sys.exit(run())"
+            launcher = (  # the console script's module (lepton.cli.main's before it had one)
+                "import sys\nsys.argv[0] = 'lepton'\ntry:\n    from lepton.cli.launch import run\n"
+                "except ImportError:\n    from lepton.cli.main import run\nsys.exit(run())"
+            )
             self.cmd = [sys.executable, "-c", launcher]
         self.exe = self.cmd[0]
         probe = run([*self.cmd, "data", "status", "--help"], Path.cwd(), env, check=False)

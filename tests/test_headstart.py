@@ -98,12 +98,16 @@ def test_a_file_changed_after_the_head_start_began_is_read_as_usual(tmp_path):  
     assert len(back) == 205_000 and back["label"].iloc[5] == 6
 
 
-def test_the_cli_resumes_an_appended_file_from_its_head_start(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    """`lepton data snapshot` begins the head start; the second version is
-    resumed from its states (the checkpoints are matched with it) and
-    equals the file."""
+@pytest.mark.parametrize("entry", ["console script", "typer app"])
+def test_the_cli_resumes_an_appended_file_from_its_head_start(tmp_path, monkeypatch, entry):  # type: ignore[no-untyped-def]
+    """The console script (lepton.cli.launch) begins the head start before
+    the CLI is imported and hands it to `lepton data snapshot`, which uses
+    it rather than beginning another; the command run another way begins
+    its own. The second version is resumed from its states (the checkpoints
+    are matched with it) and equals the file."""
     from typer.testing import CliRunner
 
+    from lepton.cli import launch
     from lepton.cli.main import app
 
     csv = tmp_path / "t.csv"
@@ -115,18 +119,48 @@ def test_the_cli_resumes_an_appended_file_from_its_head_start(tmp_path, monkeypa
     with csv.open("a") as f:
         f.write(_rows(3_000, start=400_000))
     heads: list[object] = []
-    real = resume.match_with_head
+    begun: list[HeadStart] = []
+    real, real_init = resume.match_with_head, HeadStart.__init__
 
     def spy(points, head, matched_up_to=None):  # type: ignore[no-untyped-def]
         heads.append(head)
         return real(points, head, matched_up_to)
 
+    def init(self, path):  # type: ignore[no-untyped-def]
+        begun.append(self)
+        real_init(self, path)
+
     monkeypatch.setattr(resume, "match_with_head", spy)
-    got = runner.invoke(app, ["data", "snapshot", "t", str(csv), "--key", "id"])
-    assert got.exit_code == 0, got.output
-    assert len(heads) == 1 and isinstance(heads[0], HeadStart)
+    monkeypatch.setattr(HeadStart, "__init__", init)
+    argv = ["data", "snapshot", "t", "--key", "id", str(csv)]  # options anywhere
+    if entry == "console script":
+        assert launch.main(argv) == 0
+    else:
+        got = runner.invoke(app, argv)
+        assert got.exit_code == 0, got.output
+    assert len(begun) == 1 and heads == begun  # one head start, the one the checkpoints were matched with
+    assert not begun[0]._thread.is_alive()
     with open_repo(tmp_path) as repo:
         assert len(repo.read_table("t@v2")) == 403_000
+
+
+@pytest.mark.parametrize(
+    ("argv", "source"),
+    [
+        (["data", "snapshot", "t", "t.csv"], "t.csv"),
+        (["data", "snapshot", "--key", "id", "t", "in/t.csv", "-m", "note"], "in/t.csv"),
+        (["labels", "snapshot", "l", "--dataset", "t@v1", "l.csv", "--key", "id", "--label", "y"], "l.csv"),
+        (["data", "snapshot", "t", "--", "-odd.csv"], "-odd.csv"),
+        (["data", "snapshot", "t"], None),
+        (["data", "status", "t", "t.csv"], None),
+        (["data", "log", "snapshot", "t.csv"], None),
+        (["--help"], None),
+    ],
+)
+def test_the_console_script_finds_the_snapshot_source(argv, source):  # type: ignore[no-untyped-def]
+    from lepton.cli.launch import snapshot_source
+
+    assert snapshot_source(argv) == source
 
 
 def _stat(path: Path) -> tuple[int, int, int, int]:

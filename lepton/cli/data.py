@@ -52,13 +52,14 @@ def _diff(ref_a: str, ref_b: str, as_json: bool) -> None:
 
 @data_app.command("snapshot")
 def data_snapshot(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Dataset name.")],
     source: Annotated[str, typer.Argument(help="File (CSV, TSV, Parquet, JSONL) or folder; local or s3://.")],
     key: Annotated[str | None, typer.Option("--key", help="Key column of a table.")] = None,
     message: Message = None,
 ) -> None:
     """Snapshot a table or a file tree as a new dataset version."""
-    with head_start(source) as head, repo_from_cwd() as repo:
+    with head_start(source, ctx.obj) as head, repo_from_cwd() as repo:
         with progress(f"snapshot {name}", unit="rows") as advance:
             snap = repo.snapshot_data(name, source, key=key, message=message, progress=advance, head=head)
     _report(snap)
@@ -151,6 +152,7 @@ def data_checkout(
 
 @labels_app.command("snapshot")
 def labels_snapshot(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Labelset name.")],
     source: Annotated[str, typer.Argument(help="Label table (CSV, TSV, Parquet, JSONL); local or s3://.")],
     dataset: Annotated[str, typer.Option("--dataset", help="Ref of the dataset these labels describe.")],
@@ -159,10 +161,18 @@ def labels_snapshot(
     message: Message = None,
 ) -> None:
     """Snapshot labels for a dataset version; every key must be a sample of it."""
-    with head_start(source) as head, repo_from_cwd() as repo, progress(f"snapshot {name}") as advance:
-        snap = repo.snapshot_labels(
-            name, source, dataset=dataset, key=key, label=label, message=message, progress=advance, head=head
-        )
+    with head_start(source, ctx.obj) as head, repo_from_cwd() as repo:
+        with progress(f"snapshot {name}") as advance:
+            snap = repo.snapshot_labels(
+                name,
+                source,
+                dataset=dataset,
+                key=key,
+                label=label,
+                message=message,
+                progress=advance,
+                head=head,
+            )
     _report(snap)
     announce(snap, source)
 

@@ -16,6 +16,7 @@ from lepton.cli.maintenance import gc
 from lepton.cli.models import models_app, runs_app
 from lepton.cli.output import err, out, print_json, progress
 from lepton.cli.watch import watch
+from lepton.data.headstart import HeadStart
 from lepton.errors import LeptonError
 
 # The command modules import the registry, the store and the table readers
@@ -156,11 +157,13 @@ def alias_history(
         out.print(f"{when} {m.name}@{m.alias}: {prev} -> v{m.version} {m.reason or ''}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit code. Usage errors
-    are handled by typer (exit 2); Lepton's errors become one line (exit 1)."""
+def main(argv: list[str] | None = None, head: HeadStart | None = None) -> int:
+    """Runs a command; returns the exit code. Usage errors are handled by
+    typer (exit 2); Lepton's errors become one line (exit 1). ``head``: the
+    snapshot source's head start, begun by the console script
+    (lepton.cli.launch), for the command's context."""
     try:
-        app(args=argv, prog_name="lepton")
+        app(args=argv, prog_name="lepton", obj=head)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except LeptonError as e:
@@ -174,5 +177,5 @@ if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
 
 
-def run() -> None:  # console script
+def run() -> None:
     sys.exit(main())

@@ -158,8 +158,12 @@ class HeadStart:
 
 
 @contextmanager
-def head_start(source: str) -> Iterator[HeadStart | None]:
-    """HeadStart.begin(source), closed on the way out."""
+def head_start(source: str, begun: Any = None) -> Iterator[HeadStart | None]:
+    """``begun`` if it is a head start on ``source`` (its beginner closes
+    it), else HeadStart.begin(source), closed on the way out."""
+    if isinstance(begun, HeadStart) and begun.path == os.path.abspath(source.removeprefix("file://")):
+        yield begun
+        return
     head = HeadStart.begin(source)
     try:
         yield head

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from lepton.data import dupkeys, ingest, resume, statecache
+from lepton.data import dupkeys, ingest, keyspan, resume, statecache
 from lepton.data.headstart import HeadStart
 from lepton.data.linecuts import cutter
 from lepton.data.tablefiles import check_table_file
@@ -199,10 +199,11 @@ def _ingest(
                 recorder=recorder,
                 points=points,
                 head=head,
+                spans=keyspan.from_record(record, key, previous.chunks) if previous else None,
             )
     except ingest.Fallback:
         return None
-    kept = recorder.record(cut, sep, key)
+    kept = recorder.record(cut, sep, key, got.spans)
     if before is None or statecache.stat_of(os.stat(path)) != before.stat:
         return got, None, kept
     return got, SourceRead(before, recorder.key(), checked), kept

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from lepton import hashing
-from lepton.data import patches, resume
+from lepton.data import keyspan, patches, resume
 from lepton.data.cutahead import cut_ahead
 from lepton.data.dupkeys import has_duplicates
 from lepton.data.headstart import HeadStart
@@ -80,6 +80,7 @@ class Ingested:
     rows: int
     parsed_bytes: int  # bytes that had to be parsed (not found in the memo)
     classes: dict[str, int] | None = None  # labelsets: rows per class
+    spans: list[keyspan.Span] | None = None  # datasets with integer keys: each chunk's key range
 
 
 @dataclass
@@ -97,6 +98,7 @@ class _Job:
     labels: LabelRule | None
     progress: Callable[[int], None] | None
     ahead: dict[str, _Done] = field(default_factory=dict)  # chunks parsed when cut ahead, by memo key
+    defer: bool = False  # reused chunks' key sidecars read only if the new keys need them (keyspan)
 
 
 @dataclass
@@ -105,6 +107,7 @@ class _Done:
     hashes: np.ndarray | None  # its keys' hashes (sorted)
     memo_key: str | None  # set when it was parsed: remembered once stored
     parsed: int  # raw bytes parsed
+    span: keyspan.Span | None = None  # its integer keys' range, when parsed
 
 
 def ingest_delimited(
@@ -121,6 +124,7 @@ def ingest_delimited(
     recorder: resume.Recorder | None = None,
     points: Sequence[resume.Point] = (),
     head: HeadStart | None = None,
+    spans: dict[str, keyspan.Span] | None = None,
 ) -> Ingested:
     """Chunk, parse (only what is new) and store a delimited table.
 
@@ -134,7 +138,10 @@ def ingest_delimited(
     previous version's chunks before it taken as they are, their checks
     (keys, labels) done on the workers while the prefix is hashed; with
     ``head`` (the file already being hashed: lepton.data.headstart), from
-    its hash states, and ``head`` closed once past the prefix."""
+    its hash states, and ``head`` closed once past the prefix. ``spans``:
+    the previous version's chunks' key ranges (lepton.data.keyspan): a
+    reused chunk's key sidecar is then read only if its range meets the
+    new chunks'."""
     types: dict[str, pa.DataType] | None = None
     known: dict[str, Chunk] = {}
     if previous is not None:
@@ -145,6 +152,7 @@ def ingest_delimited(
     slots: list[Future] = []
     job: _Job | None = None
     at_end = False  # the whole file is cut already
+    defer = labels is None and key is not None and spans is not None
     staging = Staging(store)  # new objects: visible only once the whole table is valid
     try:
         with ThreadPoolExecutor(PARSE_WORKERS) as pool, ThreadPoolExecutor(SIDECAR_READS) as reads:
@@ -153,6 +161,7 @@ def ingest_delimited(
                 if types is not None and list(types) == _names(header, sep):  # else nothing can match
                     types = _start(header, b"", sep, key, types, labels)
                     job = _Job(store, staging, header, sep, types, key, known, by_keys, labels, progress)
+                    job.defer = defer
                     taken = 0
 
                     def reuse_up_to(n: int) -> None:
@@ -183,11 +192,13 @@ def ingest_delimited(
                         buffers.give(raw)  # type: ignore[arg-type]
                         raise
                     job = _Job(store, staging, first, sep, types, key, known, by_keys, labels, progress)
+                    job.defer = defer
                 slots.append(_submit(pool, job, buffers, raw))
                 _bound(slots)
             done: list[_Done] = [s.result() for s in slots]
-        if job is None or not done:
-            raise Fallback("no data rows")
+            if job is None or not done:
+                raise Fallback("no data rows")
+            new_spans = _read_deferred(job, done, set(by_keys), spans, reads)
         chunks = [d.chunk for d in done]
         if key is not None and has_duplicates(chunks, done, set(by_keys)):
             raise Fallback("duplicate keys")  # the whole-file reader names them
@@ -198,7 +209,39 @@ def ingest_delimited(
         staging.discard()
     columns = tuple(Column(name=n, type=str(t)) for n, t in job.types.items())
     classes = {k: int(v) for k, v in sorted(labels.classes.items())} if labels else None
-    return Ingested(columns, tuple(chunks), sum(c.rows for c in chunks), sum(d.parsed for d in done), classes)
+    return Ingested(
+        columns, tuple(chunks), sum(c.rows for c in chunks), sum(d.parsed for d in done), classes, new_spans
+    )
+
+
+def _read_deferred(
+    job: _Job,
+    done: list[_Done],
+    known: set[str],
+    spans: dict[str, keyspan.Span] | None,
+    reads: ThreadPoolExecutor,
+) -> list[keyspan.Span] | None:
+    """The key sidecars of reused chunks whose key range (``spans``: the
+    previous version's, lepton.data.keyspan) meets the new chunks', read
+    into ``done``; returns this version's spans (None where one is unknown)."""
+    if job.labels is not None or job.key is None:
+        return None
+    spans = spans or {}
+    new = [d for d in done if d.chunk.keys not in known]  # parsed, with keys no earlier chunk had
+    new_span = keyspan.union(d.span for d in new)
+    deferred = [d for d in done if d.hashes is None and d.chunk.keys]
+    if new and deferred:
+        need = [
+            d
+            for d in deferred
+            if new_span is None
+            or spans.get(d.chunk.ident) is None
+            or not keyspan.disjoint(spans[d.chunk.ident], new_span)
+        ]
+        for d, hashes in zip(need, reads.map(lambda d: load_keys(job.store, d.chunk), need), strict=True):
+            d.hashes = hashes
+    kept = [d.span if d.span is not None else spans.get(d.chunk.ident) for d in done]
+    return None if any(s is None for s in kept) else kept  # type: ignore[return-value]
 
 
 def _resume_cutting_ahead(
@@ -266,8 +309,8 @@ def _one_chunk(job: _Job, raw: memoryview) -> _Done:
         done = job.ahead[memo_key]  # parsed when cut ahead (lepton.data.cutahead)
         chunk = done.chunk
     else:
-        chunk, hashes = _parse_chunk(job, raw)
-        done = _Done(chunk, hashes, memo_key, len(raw))
+        chunk, hashes, span = _parse_chunk(job, raw)
+        done = _Done(chunk, hashes, memo_key, len(raw), span)
     if job.progress:
         job.progress(chunk.rows)
     return done
@@ -309,7 +352,7 @@ def _reuse(job: _Job, chunk: Chunk) -> np.ndarray | None:
     """What a chunk reused from the previous version still needs checking:
     its keys (for duplicates; for labels, against the dataset, which may be
     newer), and its class counts."""
-    if job.key is None:
+    if job.key is None or job.defer:
         return None
     hashes = load_keys(job.store, chunk)
     if job.labels is not None:
@@ -387,7 +430,7 @@ def _memo_key(
     return hashing.hash_bytes(canonical_json(doc), threads=False)
 
 
-def _parse_chunk(job: _Job, raw: bytes | memoryview) -> tuple[Chunk, np.ndarray | None]:
+def _parse_chunk(job: _Job, raw: bytes | memoryview) -> tuple[Chunk, np.ndarray | None, keyspan.Span | None]:
     table = _parse(list(job.types), raw, job.sep, job.types)
     schema = pa.schema([pa.field(n, t) for n, t in job.types.items()])
     if table.schema != schema:
@@ -396,7 +439,7 @@ def _parse_chunk(job: _Job, raw: bytes | memoryview) -> tuple[Chunk, np.ndarray 
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
             raise Fallback(str(e)) from e
     if job.key is None:
-        return Chunk(id=job.staging.put(parquet_buffer(table)), rows=table.num_rows), None
+        return Chunk(id=job.staging.put(parquet_buffer(table)), rows=table.num_rows), None, None
     col = table.column(job.key)
     if col.null_count:
         raise Fallback("empty key")
@@ -410,7 +453,7 @@ def _parse_chunk(job: _Job, raw: bytes | memoryview) -> tuple[Chunk, np.ndarray 
         chunk = Chunk(id=job.staging.put(parquet_buffer(table)), rows=table.num_rows, keys=keys_id)
     if job.labels is not None:
         job.labels.add(counts)
-    return chunk, hashes
+    return chunk, hashes, keyspan.of_column(col) if job.labels is None else None
 
 
 def _as_patch(job: _Job, table: pa.Table, keys_id: str) -> Chunk | None:

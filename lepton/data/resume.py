@@ -75,8 +75,11 @@ class Recorder:
         """The whole source's content key (once every byte went through)."""
         return hashing.finish(self.hasher)
 
-    def record(self, cut: str, sep: str, key: str | None) -> dict[str, Any] | None:
-        """What to keep with the version; None for a file of one chunk."""
+    def record(
+        self, cut: str, sep: str, key: str | None, spans: Sequence[tuple[int, int]] | None = None
+    ) -> dict[str, Any] | None:
+        """What to keep with the version; None for a file of one chunk.
+        ``spans``: its chunks' integer key ranges (lepton.data.keyspan)."""
         points = list(self.points)
         if self._last is not None and self._last[1] and (not points or points[-1].offset < self._last[0]):
             offset, chunks, state = self._last
@@ -89,7 +92,7 @@ class Recorder:
             "sep": sep,
             "key": key,
             "points": [[p.offset, p.chunks, p.digest] for p in points],
-        }
+        } | ({"spans": [list(s) for s in spans]} if spans is not None else {})
 
 
 def points_of(record: Any, cut: str, sep: str, key: str | None, chunks: int) -> list[Point]:

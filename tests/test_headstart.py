@@ -232,3 +232,31 @@ def test_a_prefix_that_differs_drops_what_was_cut_ahead_but_what_it_meets_again(
     assert got.manifest.chunks == want.manifest.chunks
     assert collect(repo, dry_run=True, grace_seconds=0).removed == []
     pd.testing.assert_frame_equal(repo.read_table("t@v2"), pd.read_csv(csv), check_dtype=False)
+
+
+def test_a_fifo_gets_no_head_start_and_is_not_read(tmp_path):  # type: ignore[no-untyped-def]
+    """A named pipe with no writer is neither waited on nor read from."""
+    fifo = tmp_path / "t.csv"
+    os.mkfifo(fifo)
+    assert HeadStart.begin(str(fifo)) is None  # returns at once (a blocking open would hang here)
+
+
+def test_the_tail_cut_ahead_is_hashed_for_the_record_only_as_it_was_cut():  # type: ignore[no-untyped-def]
+    """What was cut ahead is read again for the resume record's hashes; bytes
+    that changed since (a file rewritten during the snapshot) make the
+    ingest fall back instead of keeping a record that disagrees with the
+    chunks stored."""
+    import io
+
+    from lepton.data.cutahead import Ahead
+    from lepton.data.linecuts import Fallback
+
+    ahead = Ahead(offset=3)
+    for piece in (b"1,a\n2,b\n", b"3,c\n"):
+        ahead.seen(piece)
+    fed: list[bytes] = []
+    ahead.replay(io.BytesIO(b"id\n1,a\n2,b\n3,c\n"), fed.append)
+    assert fed == [b"1,a\n2,b\n", b"3,c\n"]
+    for changed in (b"id\n1,a\n2,x\n3,c\n", b"id\n1,a\n2,b\n3,"):  # an edit; a truncation
+        with pytest.raises(Fallback, match="changed while it was read"):
+            ahead.replay(io.BytesIO(changed), fed.append)

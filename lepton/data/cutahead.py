@@ -24,18 +24,24 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+import blake3
+
 from lepton.data.linecuts import Fallback, line_chunks
 
 
 @dataclass
 class Ahead:
     """What was cut from ``offset`` on: one future per chunk (its _Done, as
-    the ingest's workers return it), the chunks' lengths in the file."""
+    the ingest's workers return it), the chunks' lengths in the file and
+    the hashes of their bytes."""
 
     offset: int
     slots: list[Future] = field(default_factory=list)
-    lengths: list[int] = field(default_factory=list)
+    pieces: list[tuple[int, bytes]] = field(default_factory=list)
     complete: bool = False  # cut to the end of the file without a Fallback
+
+    def seen(self, data: bytes | memoryview) -> None:
+        self.pieces.append((len(data), blake3.blake3(data).digest()))
 
     def finished(self) -> Iterator[Any]:
         """Every chunk's result that came out right (the others are dropped)."""
@@ -45,10 +51,16 @@ class Ahead:
 
     def replay(self, stream: BinaryIO, piece: Callable[[bytes], None]) -> None:
         """Give ``piece`` each chunk's bytes as they are in the file, in order
-        (the resume recorder hashes them), leaving the stream at the end."""
+        (the resume recorder hashes them), leaving the stream at the end.
+        The bytes are read again, so they are checked against those cut: a
+        file rewritten meanwhile raises Fallback (the whole-file reader then
+        takes it), never a record that disagrees with the chunks."""
         stream.seek(self.offset)
-        for n in self.lengths:
-            piece(stream.read(n))
+        for n, digest in self.pieces:
+            data = stream.read(n)
+            if len(data) != n or blake3.blake3(data).digest() != digest:
+                raise Fallback("the file changed while it was read")
+            piece(data)
 
 
 def cut_ahead(
@@ -65,9 +77,7 @@ def cut_ahead(
     ahead = Ahead(offset)
     stream.seek(offset)
     try:
-        for _, raw in line_chunks(
-            stream, None, header=header, seen=lambda b: ahead.lengths.append(len(b)), buffers=buffers
-        ):
+        for _, raw in line_chunks(stream, None, header=header, seen=ahead.seen, buffers=buffers):
             ahead.slots.append(submit(raw))
             bound(ahead.slots)
         ahead.complete = True

@@ -41,20 +41,24 @@ class HeadStart:
     """Reads and hashes ``path`` from its first byte on a helper thread."""
 
     def __init__(self, path: str) -> None:
-        fd = os.open(path, os.O_RDONLY)
+        """Raises OSError for anything but a regular file (a FIFO is neither
+        waited on nor read: O_NONBLOCK, and checked before any read)."""
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         try:
             s = os.fstat(fd)
+            if not stat.S_ISREG(s.st_mode):
+                raise OSError(f"{path}: not a regular file")
+            reads = os.dup(fd)  # for hash_through's small reads (pread: its own offsets); closed by close()
         except OSError:
             os.close(fd)
             raise
         self.path = os.path.abspath(path)
         self.stat = (s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino)  # as statecache.stat_of
-        self.regular = stat.S_ISREG(s.st_mode)
         self._marks: list[Any] = [blake3.blake3()]  # the state at k * MARK bytes
         self._done = False
         self._stop = threading.Event()
         self._cond = threading.Condition()
-        self._reads = os.dup(fd)  # for hash_through's small reads (pread: its own offsets); closed by close()
+        self._reads = reads
         self._reads_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, args=(fd,), name="lepton-head-start", daemon=True)
         self._thread.start()
@@ -66,13 +70,9 @@ class HeadStart:
         if "://" in path:
             return None
         try:
-            head = cls(path)
+            return cls(path)
         except OSError:
-            return None  # the snapshot itself says what is wrong with the path
-        if not head.regular:
-            head.close()
-            return None
-        return head
+            return None  # a folder, a FIFO, missing: the snapshot itself says what is wrong
 
     def _run(self, fd: int) -> None:
         """Hash block after block, the next one read meanwhile on another

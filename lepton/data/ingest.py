@@ -97,8 +97,8 @@ class _Job:
     by_keys: dict[str, Chunk]  # the previous version's chunks by key sidecar id (patch candidates)
     labels: LabelRule | None
     progress: Callable[[int], None] | None
-    ahead: dict[str, _Done] = field(default_factory=dict)  # chunks parsed when cut ahead, by memo key
     defer: bool = False  # reused chunks' key sidecars read only if the new keys need them (keyspan)
+    ahead: dict[str, _Done] = field(default_factory=dict)  # chunks parsed when cut ahead, by memo key
 
 
 @dataclass
@@ -152,16 +152,19 @@ def ingest_delimited(
     slots: list[Future] = []
     job: _Job | None = None
     at_end = False  # the whole file is cut already
-    defer = labels is None and key is not None and spans is not None
     staging = Staging(store)  # new objects: visible only once the whole table is valid
+    defer = labels is None and key is not None and spans is not None
+
+    def new_job(header_line: bytes, types: dict[str, pa.DataType]) -> _Job:
+        return _Job(store, staging, header_line, sep, types, key, known, by_keys, labels, progress, defer)
+
     try:
         with ThreadPoolExecutor(PARSE_WORKERS) as pool, ThreadPoolExecutor(SIDECAR_READS) as reads:
             buffers = Buffers(IN_FLIGHT + PARSE_WORKERS + 2)
             if points and previous is not None and header is not None and recorder is not None:
                 if types is not None and list(types) == _names(header, sep):  # else nothing can match
                     types = _start(header, b"", sep, key, types, labels)
-                    job = _Job(store, staging, header, sep, types, key, known, by_keys, labels, progress)
-                    job.defer = defer
+                    job = new_job(header, types)
                     taken = 0
 
                     def reuse_up_to(n: int) -> None:
@@ -191,8 +194,7 @@ def ingest_delimited(
                     except BaseException:
                         buffers.give(raw)  # type: ignore[arg-type]
                         raise
-                    job = _Job(store, staging, first, sep, types, key, known, by_keys, labels, progress)
-                    job.defer = defer
+                    job = new_job(first, types)
                 slots.append(_submit(pool, job, buffers, raw))
                 _bound(slots)
             done: list[_Done] = [s.result() for s in slots]

@@ -12,13 +12,22 @@ _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 
 
+def int64_values(values: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
+    """A 64-bit integer column without nulls as a read-only numpy array over
+    its buffer (int64 or uint64 as its type; pyarrow's to_numpy imports
+    pandas); None for any other type."""
+    if not (pa.types.is_integer(values.type) and values.type.bit_width == 64):
+        return None
+    array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    dtype = np.int64 if pa.types.is_signed_integer(values.type) else np.uint64
+    return np.frombuffer(array.buffers()[1], dtype, count=len(array), offset=array.offset * 8)
+
+
 def key_hashes(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """The hash of each value (uint64), in order. ``values`` has no nulls."""
-    if pa.types.is_integer(values.type) and values.type.bit_width == 64:
-        array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-        # the values' buffer as it is (pyarrow's to_numpy imports pandas)
-        data = array.buffers()[1]
-        h = np.frombuffer(data, np.uint64, count=len(array), offset=array.offset * 8).copy()
+    ints = int64_values(values)
+    if ints is not None:
+        h = ints.view(np.uint64).copy()
         # pandas' mix of 64-bit numbers (pandas.core.util.hashing._hash_ndarray)
         h ^= h >> _S30
         h *= _M1

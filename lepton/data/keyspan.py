@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
+from lepton.data.keyhash import int64_values
 from lepton.manifest import Chunk
 
 Span = tuple[int, int]
@@ -27,11 +27,9 @@ Span = tuple[int, int]
 
 def of_column(values: pa.ChunkedArray | pa.Array) -> Span | None:
     """The span of a key column without nulls (None unless 64-bit integers, or empty)."""
-    if not (pa.types.is_integer(values.type) and values.type.bit_width == 64) or not len(values):
+    data = int64_values(values)
+    if data is None or not len(data):
         return None
-    array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    dtype = np.int64 if pa.types.is_signed_integer(values.type) else np.uint64
-    data = np.frombuffer(array.buffers()[1], dtype, count=len(array), offset=array.offset * 8)
     return int(data.min()), int(data.max())
 
 

@@ -1,8 +1,10 @@
-"""Reading a stream into a caller's buffer (no imports beyond typing: the
+"""Reading a stream into reused buffers (only the standard library: the
 start-up path uses it too)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
 
@@ -20,3 +22,45 @@ def fill(stream: BinaryIO, into: memoryview) -> int:
             break
         total += n
     return total
+
+
+class ReadAhead:
+    """A stream read from ``pos`` in blocks of the given ``sizes`` (each at
+    most ``block``), one block ahead on a helper thread into two reused
+    buffers: reading the next block while this one is hashed takes the
+    longer of the two, not their sum (the kernel's own read-ahead is far
+    smaller). A block yielded is valid until the next one is asked for."""
+
+    def __init__(self, stream: BinaryIO, sizes: Iterator[int], block: int, pos: int = 0) -> None:
+        self.stream, self.pos, self.sizes = stream, pos, sizes
+        self.views = [memoryview(bytearray(block)) for _ in range(2)]
+        self.pool = ThreadPoolExecutor(1)
+        self.ahead: Future[int] | None = None
+        self.turn = 0
+        self._next()
+
+    def _next(self) -> None:
+        size = next(self.sizes, 0)
+        view = self.views[self.turn % 2]
+        self.ahead = self.pool.submit(fill, self.stream, view[:size]) if size else None
+
+    def up_to(self, stop: int) -> Iterator[memoryview]:
+        """The blocks up to ``stop`` (fewer at the end of the stream)."""
+        while self.pos < stop and self.ahead is not None:
+            n = self.ahead.result()
+            view = self.views[self.turn % 2]
+            self.turn += 1
+            if not n:
+                self.ahead = None
+                return
+            self._next()
+            self.pos += n
+            yield view[:n]
+
+    def __enter__(self) -> ReadAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(wait=True)
+        for view in self.views:
+            view.release()

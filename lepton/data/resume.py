@@ -21,7 +21,6 @@ A mismatch costs the bytes read up to the first checkpoint that differs.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -30,7 +29,7 @@ import blake3
 
 from lepton import hashing
 from lepton.data.headstart import HeadStart
-from lepton.data.readinto import fill
+from lepton.data.readinto import ReadAhead
 
 FORMAT = 1
 SPACING = 64 << 20
@@ -177,7 +176,7 @@ def _by_reading(stream: BinaryIO, points: Sequence[Point], start: int, hasher: A
     """Each checkpoint with the hash of the file's bytes before it (a copy,
     the caller's to keep), while the file has them: the stream read from
     ``start``, where ``hasher`` holds the bytes before it."""
-    with _Reads(stream, [p.offset for p in points], start) as reads:
+    with ReadAhead(stream, _blocks(start, [p.offset for p in points]), READ, start) as reads:
         for point in points:
             for block in reads.up_to(point.offset):
                 hasher.update(block)
@@ -193,47 +192,6 @@ def _by_marks(points: Sequence[Point], head: HeadStart) -> Iterator[Matched]:
         if hasher is None:
             return  # the file ends before it (or the head start stopped: cut from the last match)
         yield point, hasher
-
-
-class _Reads:
-    """The stream read in blocks that end at the given offsets, one block
-    ahead on a helper thread: reading the next block while this one is
-    hashed takes the longer of the two, not their sum."""
-
-    def __init__(self, stream: BinaryIO, stops: Sequence[int], pos: int) -> None:
-        self.stream, self.pos = stream, pos
-        self.sizes = _blocks(pos, stops)
-        self.views = [memoryview(bytearray(READ)) for _ in range(2)]
-        self.pool = ThreadPoolExecutor(1)
-        self.ahead: Future[int] | None = None
-        self.turn = 0
-        self._next()
-
-    def _next(self) -> None:
-        size = next(self.sizes, 0)
-        view = self.views[self.turn % 2]
-        self.ahead = self.pool.submit(fill, self.stream, view[:size]) if size else None
-
-    def up_to(self, stop: int) -> Iterator[memoryview]:
-        """The blocks up to ``stop`` (fewer at the end of the stream)."""
-        while self.pos < stop and self.ahead is not None:
-            n = self.ahead.result()
-            view = self.views[self.turn % 2]
-            self.turn += 1
-            if not n:
-                self.ahead = None
-                return
-            self._next()
-            self.pos += n
-            yield view[:n]
-
-    def __enter__(self) -> _Reads:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.pool.shutdown(wait=True)
-        for view in self.views:
-            view.release()
 
 
 def _blocks(pos: int, stops: Sequence[int]) -> Iterator[int]:

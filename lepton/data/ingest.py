@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from lepton import hashing
-from lepton.data import keyspan, patches, resume
+from lepton.data import keyspan, numcsv, patches, resume
 from lepton.data.cutahead import cut_ahead
 from lepton.data.dupkeys import has_duplicates
 from lepton.data.headstart import HeadStart
@@ -378,7 +378,16 @@ def _parse(
     names: list[str], raw: bytes | memoryview, sep: str, types: dict[str, pa.DataType] | None
 ) -> pa.Table:
     """The chunk's rows; ``names`` come from the file's header line, so the
-    chunk is parsed in place (no copy with the header in front)."""
+    chunk is parsed in place (no copy with the header in front). Plain
+    numeric chunks take the compiled fast path (lepton.data.numcsv)."""
+    if types is not None and (table := numcsv.parse(raw, sep, types)) is not None:
+        return table
+    return parse_with_arrow(names, raw, sep, types)
+
+
+def parse_with_arrow(
+    names: list[str], raw: bytes | memoryview, sep: str, types: dict[str, pa.DataType] | None
+) -> pa.Table:
     try:
         return pacsv.read_csv(
             pa.BufferReader(pa.py_buffer(raw)),  # C++ reads of the bytes themselves: no GIL, no copy

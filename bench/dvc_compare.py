@@ -336,6 +336,21 @@ class Tool:
         return run(argv, cwd, self.env, **kw)
 
 
+_BUILD = (  # one C extension, built in place with setuptools (as `pip install -e .` builds it)
+    "import sys\nfrom setuptools import Extension, setup\n"
+    "setup(name='lepton-bench', ext_modules=[Extension(sys.argv[1], [sys.argv[2]])],"
+    " script_args=['-q', 'build_ext', '--inplace'])"
+)
+
+
+def _build_extensions(src: Path) -> None:
+    """A commit's compiled parts (lepton/**/_*.c), built in its exported tree:
+    `git archive` holds their sources only."""
+    for c in sorted(src.glob("lepton/**/_*.c")):
+        module = ".".join(c.relative_to(src).with_suffix("").parts)
+        subprocess.run([sys.executable, "-c", _BUILD, module, str(c.relative_to(src))], cwd=src, check=True)
+
+
 class Lepton(Tool):
     name = "lepton"
 
@@ -365,6 +380,7 @@ class Lepton(Tool):
                     ["git", "archive", sha, "lepton"], cwd=ROOT, capture_output=True, check=True
                 )
                 subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
+                _build_extensions(src)
             env["PYTHONPATH"] = str(src)
             launcher = (  # the console script's module (lepton.cli.main's before it had one)
                 "import sys\nsys.argv[0] = 'lepton'\ntry:\n    from lepton.cli.launch import run\n"

@@ -8,12 +8,10 @@ than MAX_CHANGED of a chunk changed, the chunk is stored whole again.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from lepton.data.parquet import read_parquet
 from lepton.manifest import Chunk
 from lepton.store.objects import ObjectStore
 
@@ -33,15 +31,13 @@ def read_chunk(store: ObjectStore, chunk: Chunk, columns: list[str] | None = Non
     while chunk.base is not None:
         chain.append(chunk)
         chunk = chunk.base
-    base = pq.read_table(io.BytesIO(store.read_bytes(chunk.id)), columns=columns)
+    base = read_parquet(store.read_bytes(chunk.id), columns)
     if not chain:
         return base
     take = np.arange(base.num_rows, dtype=np.int64)
     parts, offset = [base], base.num_rows
     for patch_chunk in reversed(chain):
-        patch = pq.read_table(
-            io.BytesIO(store.read_bytes(patch_chunk.id)), columns=None if columns is None else [*columns, POS]
-        )
+        patch = read_parquet(store.read_bytes(patch_chunk.id), None if columns is None else [*columns, POS])
         positions = patch.column(POS).to_numpy()
         take[positions] = offset + np.arange(len(positions), dtype=np.int64)
         parts.append(patch.drop_columns([POS]).cast(base.schema))

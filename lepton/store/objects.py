@@ -267,7 +267,11 @@ class ObjectStore:
         path = self.path_of(key)
         with translate(self.url, key):
             try:
-                data = self.fs.cat_file(path)
+                if self.location.is_local:  # fsspec's cat_file: 2.5x the CPU per small object
+                    with open(path, "rb") as f:
+                        data = f.read()
+                else:
+                    data = self.fs.cat_file(path)
             except FileNotFoundError as e:
                 raise missing(self.url, key, e) from e
         actual = hashing.hash_bytes(data)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from lepton.data import patches
 from lepton.errors import InvalidInput
+from lepton.manifest import Chunk
 
 N = 60_000
 
@@ -28,8 +30,13 @@ def _new_bytes(repo, before: set[str]) -> int:  # type: ignore[no-untyped-def]
     return sum(repo.store.size(k) for k in _stored(repo) - before)
 
 
-def test_sparse_edits_store_patches_and_read_back_exactly(repo, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(patches, "MAX_DEPTH", 3)  # the chain bound, reached in a few versions
+def _edit(frame: pd.DataFrame, rng: np.random.Generator, share: float) -> None:
+    rows = rng.choice(N - 1, size=int(N * share), replace=False)  # scattered, and the last row:
+    rows = np.append(rows, N - 1)  # every chunk edited, the small last one too
+    frame.loc[rows, "f3"] = rng.random(len(rows)).round(6)
+
+
+def test_sparse_edits_store_patches_and_read_back_exactly(repo, tmp_path):  # type: ignore[no-untyped-def]
     frame = _table()
     path = tmp_path / "t.csv"
     frame.to_csv(path, index=False)
@@ -37,22 +44,73 @@ def test_sparse_edits_store_patches_and_read_back_exactly(repo, tmp_path, monkey
     repo.snapshot_data("t", path, key="id")
     first_bytes = _new_bytes(repo, before)
     rng = np.random.default_rng(1)
-    for version in range(2, 2 + patches.MAX_DEPTH + 2):  # past the chain bound
-        rows = rng.choice(N - 1, size=N // 1000, replace=False)  # 0.1% of the rows, and the last one:
-        rows = np.append(rows, N - 1)  # every chunk edited, the small last one too
-        frame.loc[rows, "f3"] = rng.random(len(rows)).round(6)
+    for version in range(2, 12):
+        _edit(frame, rng, 0.001)
         frame.to_csv(path, index=False)
         before = _stored(repo)
         snap = repo.snapshot_data("t", path, key="id")
         grown = _new_bytes(repo, before)
-        assert max(c.depth for c in snap.manifest.chunks) <= patches.MAX_DEPTH
-        if version <= patches.MAX_DEPTH + 1:
-            assert all(c.base is not None for c in snap.manifest.chunks), "every chunk was edited"
-            assert grown < 0.1 * first_bytes, f"v{version} stored {grown} bytes of {first_bytes}"
-        if version == patches.MAX_DEPTH + 2:  # a full chunk again, where the chain was at its bound
-            assert any(c.base is None for c in snap.manifest.chunks)
+        assert all(c.base is not None for c in snap.manifest.chunks), "every chunk was edited"
+        assert grown < 0.1 * first_bytes, f"v{version} stored {grown} bytes of {first_bytes}"
+        # folded as a binary counter: after 10 edits, not a chain of 10 (edits per chunk vary: +1)
+        edits = version - 1
+        assert max(c.depth for c in snap.manifest.chunks) <= edits.bit_length() + 1, version
         pd.testing.assert_frame_equal(repo.read_table(f"t@v{version}"), frame)
+    assert max(c.depth for c in snap.manifest.chunks) < 10
     pd.testing.assert_frame_equal(repo.read_table("t@v2").drop(columns="f3"), frame.drop(columns="f3"))
+
+
+def test_a_patch_that_would_pass_the_chain_bound_stores_the_chunk_whole(repo, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(patches, "MAX_DEPTH", 1)
+    frame = _table()
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    repo.snapshot_data("t", path, key="id")
+    rng = np.random.default_rng(2)
+    _edit(frame, rng, 0.02)  # many rows, then few: the few are not folded into the many
+    frame.to_csv(path, index=False)
+    second = repo.snapshot_data("t", path, key="id")
+    assert all(c.depth == 1 for c in second.manifest.chunks)
+    _edit(frame, rng, 0.0005)
+    frame.to_csv(path, index=False)
+    third = repo.snapshot_data("t", path, key="id")
+    assert any(c.base is None for c in third.manifest.chunks)
+    assert max(c.depth for c in third.manifest.chunks) <= 1
+    pd.testing.assert_frame_equal(repo.read_table("t@v3"), frame)
+
+
+def _chain(sizes: list[int]) -> tuple[Chunk, patches.Chain]:
+    """A chunk entry with patches of these sizes (oldest first), disjoint rows."""
+    entry, held, start = Chunk(id="root", rows=1000), [], 0
+    for i, n in enumerate(sizes):
+        entry = Chunk(id=f"p{i}", rows=1000, base=entry)
+        held.append(np.arange(start, start + n))
+        start += n
+    return entry, patches.Chain(pa.table({"x": [0]}), held[::-1])
+
+
+def test_patches_fold_like_a_binary_counter() -> None:
+    """Even edits of 10 rows: after n edits the chain is popcount(n) patches
+    deep, each folded patch holding the rows of those it replaced."""
+    sizes: list[int] = []
+    for n in range(1, 40):
+        candidate, chain = _chain(sizes)
+        parent, positions = patches.place(candidate, chain, np.arange(90_000, 90_010), 100_000)  # type: ignore[misc]
+        folded = candidate.depth - parent.depth
+        assert parent.depth + 1 == bin(n).count("1"), n
+        assert len(positions) == 10 + sum(sizes[len(sizes) - folded :]), n
+        sizes = [*sizes[: len(sizes) - folded], len(positions)]
+
+
+def test_a_patch_is_placed_whole_past_the_share_or_depth_bound(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    candidate, chain = _chain([200])
+    assert patches.place(candidate, chain, np.arange(900, 1001), 1000) is None  # folded: 301 rows > 25%
+    candidate, chain = _chain([100])
+    parent, positions = patches.place(candidate, chain, np.arange(900, 960), 1000)  # type: ignore[misc]
+    assert parent.id == "root" and len(positions) == 160
+    monkeypatch.setattr(patches, "MAX_DEPTH", 1)
+    candidate, chain = _chain([200])
+    assert patches.place(candidate, chain, np.arange(900, 910), 1000) is None  # over it: depth 2
 
 
 def _labelled(repo, tmp_path, n: int = N):  # type: ignore[no-untyped-def]

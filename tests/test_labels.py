@@ -199,7 +199,11 @@ def test_scattered_relabels_store_patches_not_copies(repo):
         snap = repo.snapshot_labels("pl", labels.copy(), dataset="px", key="id", label="label")
         stored |= label_objects(snap.manifest)
         versions.append(labels.copy())
-    assert size(stored) <= 1.5 * base_size  # nine full copies would be ~10x
+    # nine full copies would be ~10x; a chain of nine 1% patches ~1.5x, the
+    # binary-counter folding (lepton.data.patches: reads through popcount(n)
+    # patches instead of n) holds ~2.3x their rows
+    assert size(stored) <= 2.0 * base_size
+    assert max(c.depth for c in snap.manifest.chunks) <= 3
     assert any(c.base is not None for c in snap.manifest.chunks)
     for v, expected in enumerate(versions, start=1):
         pd.testing.assert_frame_equal(repo.read_table(f"pl@v{v}"), expected)

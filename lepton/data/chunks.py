@@ -146,31 +146,32 @@ class _Earlier:
     def __init__(self, store: ObjectStore, chunks: tuple[Chunk, ...], key: str) -> None:
         self.store, self.chunks, self.key = store, chunks, key
         self.ids = {c.id for c in chunks if c.base is None}
-        self.by_keys: dict[str, tuple[Chunk, pa.Table, np.ndarray]] | None = None
+        self.by_keys: dict[str, tuple[Chunk, patches.Chain, np.ndarray]] | None = None
 
     def has(self, chunk_id: str) -> bool:
         return chunk_id in self.ids
 
-    def _index(self) -> dict[str, tuple[Chunk, pa.Table, np.ndarray]]:
+    def _index(self) -> dict[str, tuple[Chunk, patches.Chain, np.ndarray]]:
         if self.by_keys is None:  # read the previous rows once, only when needed
             self.by_keys = {}
             for c in self.chunks:
-                rows = patches.read_chunk(self.store, c)
+                chain = patches.read_chain(self.store, c)
+                rows = chain.rows
                 if self.key not in rows.column_names:  # the previous version had other columns
                     continue
-                self.by_keys[_key_sequence(rows, self.key)] = (c, rows, row_hashes(rows.to_pandas(), None))
+                self.by_keys[_key_sequence(rows, self.key)] = (c, chain, row_hashes(rows.to_pandas(), None))
         return self.by_keys
 
     def patch(self, part: pa.Table, hashes: np.ndarray) -> Chunk | None:
         found = self._index().get(_key_sequence(part, self.key))
         if found is None:
             return None
-        chunk, rows, earlier_hashes = found
+        chunk, chain, earlier_hashes = found
 
         def put(t: pa.Table) -> str:
             return self.store.put_bytes(parquet_bytes(t))
 
-        return patches.try_patch(self.store, part, hashes, self.key, chunk, rows, earlier_hashes, put)
+        return patches.try_patch(part, hashes, self.key, chunk, chain, earlier_hashes, put)
 
 
 def _key_sequence(rows: pa.Table, key: str) -> str:

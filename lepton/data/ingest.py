@@ -469,18 +469,23 @@ def _parse_chunk(job: _Job, raw: bytes | memoryview) -> tuple[Chunk, np.ndarray 
 
 def _as_patch(job: _Job, table: pa.Table, keys_id: str) -> Chunk | None:
     """The chunk as a patch over the previous version's chunk with the same
-    keys, when the keys are in the same order and few rows differ."""
+    keys (or below it: lepton.data.patches), when the keys are in the same
+    order and few rows differ."""
     candidate = job.by_keys.get(keys_id)
-    if candidate is None or candidate.depth >= patches.MAX_DEPTH:
+    if candidate is None:
         return None
-    earlier = patches.read_chunk(job.store, candidate)
-    changed = patches.changed_rows(earlier, table, job.key)  # type: ignore[arg-type]
-    if changed is None or len(changed) > patches.MAX_CHANGED * table.num_rows:
+    chain = patches.read_chain(job.store, candidate)
+    changed = patches.changed_rows(chain.rows, table, job.key)  # type: ignore[arg-type]
+    if changed is None:
         return None
     if not len(changed):
         return candidate  # the same rows, written differently (e.g. 1.0 and 1.00)
-    patch_id = job.staging.put(parquet_bytes(patches.patch_rows(table, changed)))
-    return Chunk(id=patch_id, rows=table.num_rows, keys=keys_id, base=candidate)
+    placed = patches.place(candidate, chain, changed, table.num_rows)
+    if placed is None:
+        return None
+    parent, positions = placed
+    patch_id = job.staging.put(parquet_bytes(patches.patch_rows(table, positions)))
+    return Chunk(id=patch_id, rows=table.num_rows, keys=keys_id, base=parent)
 
 
 def load_keys(store: ObjectStore, chunk: Chunk) -> np.ndarray:

@@ -207,3 +207,19 @@ def test_a_new_version_keyed_by_another_column_is_stored_whole(repo):  # type: i
     second = repo.snapshot_data("k", pd.DataFrame({"b": range(3000), "x": 1.0}), key="b")
     assert second.created and all(c.base is None for c in second.manifest.chunks)
     assert list(repo.read_table("k@v2").columns) == ["b", "x"]
+
+
+def test_a_zero_that_changes_sign_is_a_change(repo, tmp_path):  # type: ignore[no-untyped-def]
+    """Rows are compared bit for bit: -0.0 == 0.0 as numbers, but a version
+    that wrote -0.0 reads back -0.0."""
+    frame = _table()
+    frame.loc[5, "f3"] = 0.0
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    repo.snapshot_data("t", path, key="id")
+    frame.loc[5, "f3"] = -0.0
+    frame.to_csv(path, index=False)
+    snap = repo.snapshot_data("t", path, key="id")
+    assert any(c.base is not None for c in snap.manifest.chunks)
+    assert np.signbit(repo.read_table("t@v2")["f3"].iloc[5])
+    assert not np.signbit(repo.read_table("t@v1")["f3"].iloc[5])

@@ -455,7 +455,10 @@ def _parse_chunk(job: _Job, raw: bytes | memoryview) -> tuple[Chunk, np.ndarray 
     if col.null_count:
         raise Fallback("empty key")
     hashes = np.sort(key_hashes(col))
-    keys_id = job.staging.put(hashes.tobytes())  # staged: visible only if the whole table is valid
+    sidecar = hashes.tobytes()
+    keys_id = hashing.hash_bytes(sidecar, threads=False)
+    if keys_id not in job.by_keys:  # else a previous chunk's keys: stored already, not staged again
+        job.staging.put(sidecar)  # staged: visible only if the whole table is valid
     if job.labels is not None:
         job.labels.check_keys(hashes, keys_id)
         counts = job.labels.count(table)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lepton.data import numcsv
-from lepton.data.ingest import Fallback, parse_with_arrow
+from lepton.data.chunkparse import Fallback, parse_with_arrow
 
 PROPS = settings(max_examples=300, deadline=None)
 SEPS = [",", "\t", ";", "|", " "]

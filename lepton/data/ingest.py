@@ -25,7 +25,6 @@ whole-file reader, whose errors name the exact line.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -34,10 +33,9 @@ from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from lepton import hashing
-from lepton.data import keyspan, numcsv, patches, resume
+from lepton.data import chunkparse, keyspan, patches, resume
 from lepton.data.cutahead import cut_ahead
 from lepton.data.dupkeys import has_duplicates
 from lepton.data.headstart import HeadStart
@@ -45,7 +43,7 @@ from lepton.data.keyhash import key_hashes
 from lepton.data.labelrule import LabelRule
 from lepton.data.linecuts import BLOCK, MAX_BYTES, MIN_BYTES, TARGET_BYTES, Buffers, Fallback, line_chunks
 from lepton.data.parquet import parquet_buffer, parquet_bytes
-from lepton.manifest import Chunk, Column, Labelset, TableDataset, canonical_json
+from lepton.manifest import Chunk, Column, Labelset, TableDataset
 from lepton.store.objects import ObjectStore
 from lepton.store.staging import Staging
 
@@ -145,7 +143,7 @@ def ingest_delimited(
     types: dict[str, pa.DataType] | None = None
     known: dict[str, Chunk] = {}
     if previous is not None:
-        types = {c.name: _type_of(c.type) for c in previous.columns}
+        types = {c.name: chunkparse.type_of(c.type) for c in previous.columns}
         by_id = {c.id: c for c in previous.chunks}
         known = {k: by_id[i] for k, i in memo.memo_keys_for(by_id).items()}
     by_keys = {c.keys: c for c in previous.chunks if c.keys} if previous and key else {}
@@ -162,7 +160,9 @@ def ingest_delimited(
         with ThreadPoolExecutor(PARSE_WORKERS) as pool, ThreadPoolExecutor(SIDECAR_READS) as reads:
             buffers = Buffers(IN_FLIGHT + PARSE_WORKERS + 2)
             if points and previous is not None and header is not None and recorder is not None:
-                if types is not None and list(types) == _names(header, sep):  # else nothing can match
+                if types is not None and list(types) == chunkparse.names(
+                    header, sep
+                ):  # else nothing can match
                     types = _start(header, b"", sep, key, types, labels)
                     job = new_job(header, types)
                     taken = 0
@@ -303,7 +303,7 @@ def _one_chunk(job: _Job, raw: memoryview) -> _Done:
     buf, n = raw.obj, len(raw)  # a view of the start of a bytearray: search it in place
     if buf.find(b'"', 0, n) != -1 and buf.count(b'"', 0, n) % 2:  # type: ignore[attr-defined]
         raise Fallback("a quoted value spans a chunk boundary")
-    memo_key = _memo_key(job.header, raw, job.sep, job.types, job.key)
+    memo_key = chunkparse.memo_key(job.header, raw, job.sep, job.types, job.key)
     chunk = job.known.get(memo_key)
     if chunk is not None:
         done = _Done(chunk, _reuse(job, chunk), None, 0)
@@ -335,13 +335,13 @@ def _start(
     labels: LabelRule | None,
 ) -> dict[str, pa.DataType]:
     """Column types for the whole file, checked against what the caller needs."""
-    names = _names(header, sep)
+    names = chunkparse.names(header, sep)
     if key is not None and key not in names:
         raise Fallback("key column missing")
     if types is None or list(types) != names:
         if not raw:
             raise Fallback("no rows to infer the column types from")
-        types = _infer(names, raw, sep)  # first version, or the header changed
+        types = chunkparse.infer(names, raw, sep)  # first version, or the header changed
     if labels is not None:
         if labels.label not in names or labels.label == key:
             raise Fallback("label column missing")
@@ -370,79 +370,8 @@ def _bound(slots: list[Future]) -> None:
         fut.result()
 
 
-def _names(header: bytes, sep: str) -> list[str]:
-    return pacsv.read_csv(io.BytesIO(header), parse_options=pacsv.ParseOptions(delimiter=sep)).column_names
-
-
-def _parse(
-    names: list[str], raw: bytes | memoryview, sep: str, types: dict[str, pa.DataType] | None
-) -> pa.Table:
-    """The chunk's rows; ``names`` come from the file's header line, so the
-    chunk is parsed in place (no copy with the header in front). Plain
-    numeric chunks take the compiled fast path (lepton.data.numcsv)."""
-    if types is not None and (table := numcsv.parse(raw, sep, types)) is not None:
-        return table
-    return parse_with_arrow(names, raw, sep, types)
-
-
-def parse_with_arrow(
-    names: list[str], raw: bytes | memoryview, sep: str, types: dict[str, pa.DataType] | None
-) -> pa.Table:
-    try:
-        return pacsv.read_csv(
-            pa.BufferReader(pa.py_buffer(raw)),  # C++ reads of the bytes themselves: no GIL, no copy
-            parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types=types, strings_can_be_null=True, timestamp_parsers=[]
-            ),
-            read_options=pacsv.ReadOptions(
-                column_names=names, use_threads=False, block_size=max(len(raw), 1 << 16)
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-        raise Fallback(str(e)) from e
-
-
-def _infer(names: list[str], raw: bytes | memoryview, sep: str) -> dict[str, pa.DataType]:
-    """Column types from the first chunk, in the forms the whole-file reader
-    would give (text as large_string, integers with gaps as doubles)."""
-    table = _parse(names, raw, sep, None)
-    out: dict[str, pa.DataType] = {}
-    for fld, col in zip(table.schema, table.columns, strict=True):
-        t = fld.type
-        if pa.types.is_integer(t):
-            out[fld.name] = pa.float64() if col.null_count else pa.int64()
-        elif pa.types.is_floating(t):
-            out[fld.name] = pa.float64()
-        elif pa.types.is_boolean(t) and not col.null_count:
-            out[fld.name] = pa.bool_()
-        elif pa.types.is_null(t):
-            out[fld.name] = pa.float64()
-        else:
-            out[fld.name] = pa.large_string()
-    return out
-
-
-def _type_of(name: str) -> pa.DataType:
-    return {"int64": pa.int64(), "double": pa.float64(), "bool": pa.bool_()}.get(name, pa.large_string())
-
-
-def _memo_key(
-    header: bytes, raw: bytes | memoryview, sep: str, types: dict[str, pa.DataType], key: str | None
-) -> str:
-    doc = {
-        "kind": "delimited-chunk/1",
-        "sep": sep,
-        "header": hashing.hash_bytes(header, threads=False),
-        "types": {n: str(t) for n, t in types.items()},
-        "key": key,
-        "raw": hashing.hash_bytes(raw, threads=False),  # on a worker: both cores are busy already
-    }
-    return hashing.hash_bytes(canonical_json(doc), threads=False)
-
-
 def _parse_chunk(job: _Job, raw: bytes | memoryview) -> tuple[Chunk, np.ndarray | None, keyspan.Span | None]:
-    table = _parse(list(job.types), raw, job.sep, job.types)
+    table = chunkparse.parse(list(job.types), raw, job.sep, job.types)
     schema = pa.schema([pa.field(n, t) for n, t in job.types.items()])
     if table.schema != schema:
         try:

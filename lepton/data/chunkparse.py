@@ -1,0 +1,88 @@
+"""How a raw chunk of delimited text becomes a typed Arrow table: the
+header's column names, the column types (inferred from the first chunk),
+the chunk's memo key, and the parse itself (the compiled fast path for
+plain numeric chunks, lepton.data.numcsv, else pyarrow's CSV reader). Any
+parse error raises Fallback: the whole-file reader then names the line."""
+
+from __future__ import annotations
+
+import io
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from lepton import hashing
+from lepton.data import numcsv
+from lepton.data.linecuts import Fallback
+from lepton.manifest import canonical_json
+
+
+def names(header: bytes, sep: str) -> list[str]:
+    return pacsv.read_csv(io.BytesIO(header), parse_options=pacsv.ParseOptions(delimiter=sep)).column_names
+
+
+def parse(
+    names: list[str], raw: bytes | memoryview, sep: str, types: dict[str, pa.DataType] | None
+) -> pa.Table:
+    """The chunk's rows; ``names`` come from the file's header line, so the
+    chunk is parsed in place (no copy with the header in front). Plain
+    numeric chunks take the compiled fast path (lepton.data.numcsv)."""
+    if types is not None and (table := numcsv.parse(raw, sep, types)) is not None:
+        return table
+    return parse_with_arrow(names, raw, sep, types)
+
+
+def parse_with_arrow(
+    names: list[str], raw: bytes | memoryview, sep: str, types: dict[str, pa.DataType] | None
+) -> pa.Table:
+    try:
+        return pacsv.read_csv(
+            pa.BufferReader(pa.py_buffer(raw)),  # C++ reads of the bytes themselves: no GIL, no copy
+            parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types, strings_can_be_null=True, timestamp_parsers=[]
+            ),
+            read_options=pacsv.ReadOptions(
+                column_names=names, use_threads=False, block_size=max(len(raw), 1 << 16)
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        raise Fallback(str(e)) from e
+
+
+def infer(names: list[str], raw: bytes | memoryview, sep: str) -> dict[str, pa.DataType]:
+    """Column types from the first chunk, in the forms the whole-file reader
+    would give (text as large_string, integers with gaps as doubles)."""
+    table = parse(names, raw, sep, None)
+    out: dict[str, pa.DataType] = {}
+    for fld, col in zip(table.schema, table.columns, strict=True):
+        t = fld.type
+        if pa.types.is_integer(t):
+            out[fld.name] = pa.float64() if col.null_count else pa.int64()
+        elif pa.types.is_floating(t):
+            out[fld.name] = pa.float64()
+        elif pa.types.is_boolean(t) and not col.null_count:
+            out[fld.name] = pa.bool_()
+        elif pa.types.is_null(t):
+            out[fld.name] = pa.float64()
+        else:
+            out[fld.name] = pa.large_string()
+    return out
+
+
+def type_of(name: str) -> pa.DataType:
+    return {"int64": pa.int64(), "double": pa.float64(), "bool": pa.bool_()}.get(name, pa.large_string())
+
+
+def memo_key(
+    header: bytes, raw: bytes | memoryview, sep: str, types: dict[str, pa.DataType], key: str | None
+) -> str:
+    doc = {
+        "kind": "delimited-chunk/1",
+        "sep": sep,
+        "header": hashing.hash_bytes(header, threads=False),
+        "types": {n: str(t) for n, t in types.items()},
+        "key": key,
+        "raw": hashing.hash_bytes(raw, threads=False),  # on a worker: both cores are busy already
+    }
+    return hashing.hash_bytes(canonical_json(doc), threads=False)

@@ -36,6 +36,11 @@ from pyfastcdc.cy import FastCDC
 
 from lepton.data.readinto import fill
 
+try:
+    from lepton.data import _linecuts
+except ImportError:  # not built: numpy does the same, ~10x slower on short lines
+    _linecuts = None
+
 AVG_BYTES, MIN_BYTES, CDC_MAX = 768 << 10, 256 << 10, 4 << 20
 MAX_BYTES = 8 << 20  # CDC_MAX plus room to reach the end of the line
 TARGET_BYTES = AVG_BYTES + MIN_BYTES
@@ -178,48 +183,7 @@ class _Lines:
     """Line ends and boundary candidates of buf[base:end] (base: a line start)."""
 
     def __init__(self, buf: bytearray, base: int, end: int, eof: bool, sep: str | None) -> None:
-        data = np.frombuffer(buf, dtype=np.uint8, count=end)
-        ends = np.flatnonzero(data[base:end] == 10) + (base + 1)  # exclusive ends of whole lines
-        if eof and (not len(ends) or ends[-1] != end):
-            ends = np.append(ends, end)  # the last line, without its newline
-        starts = np.concatenate(([base], ends[:-1]))
-        # every line's first PREFIX bytes, as rows of a sliding window (a 16-byte copy
-        # each); lines shorter than PREFIX are redone below, their last byte repeated
-        windows = np.lib.stride_tricks.sliding_window_view(data, PREFIX) if end >= PREFIX else None
-        boundary = np.empty(len(ends), dtype=bool)
-        for i in range(0, len(ends), _LINES_AT_ONCE):  # bounded temporaries for short lines
-            s, e = starts[i : i + _LINES_AT_ONCE], ends[i : i + _LINES_AT_ONCE]
-            short = (e - s) < PREFIX
-            if windows is not None:
-                prefixes = windows[np.minimum(s, end - PREFIX)]
-            else:
-                prefixes = np.zeros((len(s), PREFIX), dtype=np.uint8)
-            if short.any():
-                # the window from the line's own start, bytes past its end replaced
-                # by its last byte (a gather per byte only where the window would
-                # run past the data)
-                fits = short & (s + PREFIX <= end)
-                if fits.all():  # short lines only (e.g. `id,label`): no selection
-                    past = _STEPS[None, :] >= (e - s)[:, None]
-                    prefixes = np.where(past, data[e - 1][:, None], prefixes)
-                elif fits.any():
-                    past = _STEPS[None, :] >= (e[fits] - s[fits])[:, None]
-                    prefixes[fits] = np.where(past, data[e[fits] - 1][:, None], prefixes[fits])
-                rest = short & ~fits
-                if rest.any():
-                    at = np.minimum(s[rest, None] + _STEPS, (e[rest] - 1)[:, None])
-                    prefixes[rest] = data[at]
-            words = np.ascontiguousarray(prefixes).view("<u8")  # PREFIX // 8 words per line
-            if sep is not None:
-                words = _first_field(words, sep)
-            h = words[:, 0]
-            for w in range(1, PREFIX // 8):
-                h = (h * _ODD) ^ words[:, w]
-            h = _mix(h)
-            # a boundary after the line with probability len/AVG: one every AVG bytes on average
-            length = np.minimum(e - s, AVG_BYTES).astype(np.uint64)
-            boundary[i : i + len(e)] = h < length * _PER_BYTE
-        self.ends, self.boundaries = ends, ends[boundary]
+        self.ends, self.boundaries = first_field_cuts(buf, base, end, eof, sep)
 
     def cut(self, pos: int) -> int:
         """End (exclusive) of the chunk starting at ``pos``."""
@@ -235,9 +199,69 @@ class _Lines:
         raise Fallback("a line longer than the read-ahead")
 
 
+def first_field_cuts(
+    buf: bytearray, base: int, end: int, eof: bool, sep: str | None, avg: int = AVG_BYTES
+) -> tuple[np.ndarray, np.ndarray]:
+    """The exclusive ends of the lines of buf[base:end] (with ``eof``, the
+    last line without its newline too), and those after which a chunk may
+    end: compiled (lepton/data/_linecuts.c, ~10x faster on short lines),
+    else numpy_cuts. ``avg``: bytes between boundaries on average."""
+    if _linecuts is None:
+        return numpy_cuts(buf, base, end, eof, sep, avg)
+    ends, bounds = _linecuts.cuts(buf, base, end, eof, ord(sep) if sep else -1, avg, 2**64 // avg)
+    return np.frombuffer(ends, dtype=np.int64), np.frombuffer(bounds, dtype=np.int64)
+
+
+def numpy_cuts(
+    buf: bytearray, base: int, end: int, eof: bool, sep: str | None, avg: int = AVG_BYTES
+) -> tuple[np.ndarray, np.ndarray]:
+    """first_field_cuts in numpy (where the extension was not built)."""
+    data = np.frombuffer(buf, dtype=np.uint8, count=end)
+    ends = np.flatnonzero(data[base:end] == 10) + (base + 1)  # exclusive ends of whole lines
+    if eof and (not len(ends) or ends[-1] != end):
+        ends = np.append(ends, end)  # the last line, without its newline
+    starts = np.concatenate(([base], ends[:-1]))
+    # every line's first PREFIX bytes, as rows of a sliding window (a 16-byte copy
+    # each); lines shorter than PREFIX are redone below, their last byte repeated
+    windows = np.lib.stride_tricks.sliding_window_view(data, PREFIX) if end >= PREFIX else None
+    boundary = np.empty(len(ends), dtype=bool)
+    for i in range(0, len(ends), _LINES_AT_ONCE):  # bounded temporaries for short lines
+        s, e = starts[i : i + _LINES_AT_ONCE], ends[i : i + _LINES_AT_ONCE]
+        short = (e - s) < PREFIX
+        if windows is not None:
+            prefixes = windows[np.minimum(s, end - PREFIX)]
+        else:
+            prefixes = np.zeros((len(s), PREFIX), dtype=np.uint8)
+        if short.any():
+            # the window from the line's own start, bytes past its end replaced
+            # by its last byte (a gather per byte only where the window would
+            # run past the data)
+            fits = short & (s + PREFIX <= end)
+            if fits.all():  # short lines only (e.g. `id,label`): no selection
+                past = _STEPS[None, :] >= (e - s)[:, None]
+                prefixes = np.where(past, data[e - 1][:, None], prefixes)
+            elif fits.any():
+                past = _STEPS[None, :] >= (e[fits] - s[fits])[:, None]
+                prefixes[fits] = np.where(past, data[e[fits] - 1][:, None], prefixes[fits])
+            rest = short & ~fits
+            if rest.any():
+                at = np.minimum(s[rest, None] + _STEPS, (e[rest] - 1)[:, None])
+                prefixes[rest] = data[at]
+        words = np.ascontiguousarray(prefixes).view("<u8")  # PREFIX // 8 words per line
+        if sep is not None:
+            words = _first_field(words, sep)
+        h = words[:, 0]
+        for w in range(1, PREFIX // 8):
+            h = (h * _ODD) ^ words[:, w]
+        h = _mix(h)
+        # a boundary after the line with probability len/avg: one every avg bytes on average
+        length = np.minimum(e - s, avg).astype(np.uint64)
+        boundary[i : i + len(e)] = h < length * np.uint64(2**64 // avg)
+    return ends, ends[boundary]
+
+
 _ONES, _HIGHS = np.uint64(0x0101010101010101), np.uint64(0x8080808080808080)
 _ODD = np.uint64(0x9E3779B97F4A7C15)
-_PER_BYTE = np.uint64(2**64 // AVG_BYTES)  # a line of n bytes: a boundary when hash < n * this
 
 
 def _first_field(words: np.ndarray, sep: str) -> np.ndarray:

@@ -7,10 +7,10 @@ store only what changed.
 Chains stay short, as the digits of a binary counter: a new patch goes over
 the previous version's entry, but is folded into the patch below it (one
 patch over that one's base, holding the rows of both) while it is more than
-half that patch's size. With even edits, version n of a chunk is read
-through popcount(n) patches, not n, for about (log2 n) / 2 times the bytes
-of one patch a version. Past MAX_DEPTH, or when more than MAX_CHANGED of a
-chunk changed, the chunk is stored whole again.
+half that patch's size. With even edits, a chunk edited n times is read
+through popcount(n) patches, not n, and the patches hold about
+1 + (log2 n) / 2 times the rows a chain would. Past MAX_DEPTH, or when more
+than MAX_CHANGED of a chunk changed, the chunk is stored whole again.
 """
 
 from __future__ import annotations

@@ -410,14 +410,8 @@ def _as_patch(job: _Job, table: pa.Table, keys_id: str) -> Chunk | None:
     changed = patches.changed_rows(chain.rows, table, job.key)  # type: ignore[arg-type]
     if changed is None:
         return None
-    if not len(changed):
-        return candidate  # the same rows, written differently (e.g. 1.0 and 1.00)
-    placed = patches.place(candidate, chain, changed, table.num_rows)
-    if placed is None:
-        return None
-    parent, positions = placed
-    patch_id = job.staging.put(parquet_bytes(patches.patch_rows(table, positions)))
-    return Chunk(id=patch_id, rows=table.num_rows, keys=keys_id, base=parent)
+    put = lambda rows: job.staging.put(parquet_bytes(rows))  # noqa: E731
+    return patches.patch_over(candidate, chain, changed, table, put, keys_id)
 
 
 def load_keys(store: ObjectStore, chunk: Chunk) -> np.ndarray:

@@ -105,14 +105,26 @@ def try_patch(
         or not rows.column(key).equals(part.column(key))
     ):
         return None
-    changed = np.flatnonzero(part_hashes != candidate_hashes)
+    return patch_over(candidate, chain, np.flatnonzero(part_hashes != candidate_hashes), part, put)
+
+
+def patch_over(
+    candidate: Chunk,
+    chain: Chain,
+    changed: np.ndarray,
+    part: pa.Table,
+    put,  # type: ignore[no-untyped-def]
+    keys: str | None = None,
+) -> Chunk | None:
+    """``part`` as ``candidate`` itself (no row ``changed``), or as a patch
+    placed by ``place`` and stored with ``put``; None: store it whole."""
     if not len(changed):
-        return candidate
+        return candidate  # the same rows (perhaps written differently, e.g. 1.0 and 1.00)
     placed = place(candidate, chain, changed, part.num_rows)
     if placed is None:
         return None
     parent, positions = placed
-    return Chunk(id=put(patch_rows(part, positions)), rows=part.num_rows, base=parent)
+    return Chunk(id=put(patch_rows(part, positions)), rows=part.num_rows, keys=keys, base=parent)
 
 
 def patch_rows(part: pa.Table, changed: np.ndarray) -> pa.Table:

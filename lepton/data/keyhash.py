@@ -18,8 +18,13 @@ def int64_values(values: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
     pandas); None for any other type."""
     if not (pa.types.is_integer(values.type) and values.type.bit_width == 64):
         return None
+    return words_of(values, np.int64 if pa.types.is_signed_integer(values.type) else np.uint64)
+
+
+def words_of(values: pa.ChunkedArray | pa.Array, dtype: type) -> np.ndarray:
+    """A column of 8-byte values without nulls as a read-only numpy array
+    of ``dtype`` over its buffer (no copy, no pandas)."""
     array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    dtype = np.int64 if pa.types.is_signed_integer(values.type) else np.uint64
     return np.frombuffer(array.buffers()[1], dtype, count=len(array), offset=array.offset * 8)
 
 

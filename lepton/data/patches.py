@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from lepton.data.keyhash import words_of
 from lepton.data.parquet import read_parquet
 from lepton.manifest import Chunk
 from lepton.store.objects import ObjectStore
@@ -162,5 +163,4 @@ def _bits(column: pa.ChunkedArray) -> np.ndarray | None:
     (a numpy view of its buffer); None for any other."""
     if column.type not in (pa.int64(), pa.float64()) or column.null_count:
         return None
-    array = column.combine_chunks()
-    return np.frombuffer(array.buffers()[1], np.int64, count=len(array), offset=array.offset * 8)
+    return words_of(column, np.int64)

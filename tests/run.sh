@@ -17,4 +17,5 @@ if [ ! -x /usr/bin/chromium ]; then
     || { "${apt_get[@]}" update -q >/dev/null && DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -q chromium >/dev/null; }
 fi
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
-exec .venv/bin/python -m pytest -q "$@"
+# two workers (pytest-xdist): much of the suite waits on servers; the team stack stays on one
+exec .venv/bin/python -m pytest -q -n 2 --dist loadgroup "$@"

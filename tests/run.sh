@@ -17,5 +17,6 @@ if [ ! -x /usr/bin/chromium ]; then
     || { "${apt_get[@]}" update -q >/dev/null && DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -q chromium >/dev/null; }
 fi
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
-# two workers (pytest-xdist): much of the suite waits on servers; the team stack stays on one
-exec .venv/bin/python -m pytest -q -n 2 --dist loadgroup "$@"
+# two workers (pytest-xdist), whole files to each: much of the suite waits on servers, and a
+# module fixture (the team stack) is set up once (loadgroup cannot: xdist 3.8 on pytest 9)
+exec .venv/bin/python -m pytest -q -n 2 --dist loadfile "$@"

@@ -27,7 +27,7 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT / "infra"))
 from teamstack import TeamStack  # noqa: E402 - infra/ is not a package
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("team-stack")]  # one stack, one worker
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

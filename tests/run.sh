@@ -18,5 +18,6 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 # two workers (pytest-xdist), whole files to each: much of the suite waits on servers, and a
-# module fixture (the team stack) is set up once (loadgroup cannot: xdist 3.8 on pytest 9)
-exec .venv/bin/python -m pytest -q -n 2 --dist loadfile "$@"
+# module fixture (the team stack) is set up once (loadgroup cannot: xdist 3.8 on pytest 9);
+# files in the order conftest.py gives them: the slowest first
+exec .venv/bin/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder "$@"

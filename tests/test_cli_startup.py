@@ -4,9 +4,14 @@ what they use. Checked in a fresh interpreter (this one has them loaded)."""
 
 from __future__ import annotations
 
+import gc
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 import lepton.gc
 from lepton.cli import maintenance
@@ -65,3 +70,37 @@ def test_a_csv_snapshot_needs_no_pandas(tmp_path) -> None:  # type: ignore[no-un
     loaded = _loaded_after(statement)
     assert "pyarrow.csv" in loaded  # the streaming ingest did run
     assert not [m for m in loaded if m.split(".")[0] == "pandas"]
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+@pytest.mark.parametrize("argv", [["data", "snapshot", "t", "t.csv"], ["data", "log", "t"]])
+def test_the_console_script_collects_while_commands_run_and_leaves_the_process_as_it_was(
+    monkeypatch, argv, collecting
+):  # type: ignore[no-untyped-def]
+    """The launcher turns the cyclic collector off only while it imports:
+    the command itself runs with it on (long commands make garbage cycles),
+    a snapshot with numpy's BLAS on one thread; afterwards the collector
+    and the environment are as the caller had them."""
+    import lepton.cli.main
+    from lepton.cli import launch
+
+    seen: list[tuple[bool, str | None]] = []
+
+    def command(args, head=None):  # type: ignore[no-untyped-def]
+        seen.append((gc.isenabled(), os.environ.get("OPENBLAS_NUM_THREADS")))
+        if head is not None:
+            head.close()
+        return 0
+
+    monkeypatch.setattr(lepton.cli.main, "main", command)
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    monkeypatch.chdir(Path(__file__).parent)  # no t.csv here: no head start begins
+    was = gc.isenabled()
+    (gc.enable if collecting else gc.disable)()
+    try:
+        assert launch.main(argv) == 0
+        after = gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert seen == [(collecting, "1" if argv[1] == "snapshot" else None)]
+    assert after == collecting and "OPENBLAS_NUM_THREADS" not in os.environ

@@ -6,11 +6,24 @@ gets its head start (lepton.data.headstart): the file is read and hashed
 from the first moment, on a helper thread. The head start is handed to the
 command through the command-line context; the command uses it only for the
 same, unchanged file. Everything else goes straight to lepton.cli.main.
+
+Start-up is mostly imports, and a good part of their time went to the
+cyclic garbage collector walking again and again the objects they create,
+none of them garbage. The collector is off while the command's modules are
+imported (for a snapshot: the registry, the store and the ingest); what
+they made is then frozen (never walked again, at exit included) and the
+collector runs as usual. A snapshot does no linear algebra, so numpy's
+BLAS gets one thread: its idle threads spin on the core the head start
+hashes on.
 """
 
 from __future__ import annotations
 
+import gc
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from lepton.data.headstart import HeadStart
 
@@ -43,14 +56,36 @@ def snapshot_source(argv: list[str]) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     source = snapshot_source(argv)
+    blas = source is not None and "OPENBLAS_NUM_THREADS" not in os.environ
+    if blas:
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"  # read once, when numpy loads OpenBLAS
     head = HeadStart.begin(source) if source is not None else None
     try:
-        from lepton.cli.main import main as cli_main
+        with _imports_frozen():
+            from lepton.cli.main import main as cli_main
 
+            if source is not None:
+                import lepton.data.fileingest
+                import lepton.repo  # noqa: F401
         return cli_main(argv, head=head)
     finally:
+        if blas:
+            del os.environ["OPENBLAS_NUM_THREADS"]
         if head is not None:
             head.close()
+
+
+@contextmanager
+def _imports_frozen() -> Iterator[None]:
+    """No cyclic collection during the imports; what they made frozen after."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if collecting:
+            gc.enable()
 
 
 def run() -> None:  # console script

@@ -6,7 +6,7 @@
  * (w0 * ODD ^ w1, murmur3's finaliser); a boundary after the line when the
  * hash is below min(length, avg) * per_byte. The numpy version does the same
  * with ~20 array passes and costs ~20 ns a line; this ~2 ns.
- * tests/test_chunking.py compares the two on random input.
+ * tests/test_linecuts.py compares the two on random input.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -211,3 +211,31 @@ def test_duplicate_checks_trust_only_one_use_of_each_previous_key_set():  # type
     assert dupkeys.has_duplicates([d.chunk for d in clash], clash, known)
     fine = [*relabelled, done(5, 102, [5, 6], True)]
     assert not dupkeys.has_duplicates([d.chunk for d in fine], fine, known)
+
+
+def test_new_chunks_with_disjoint_integer_key_ranges_skip_the_sort(monkeypatch):  # type: ignore[no-untyped-def]
+    """Integer keys whose chunk ranges do not overlap are proved unique
+    without sorting all of them; a repeat inside a chunk, or in chunks whose
+    ranges overlap, is still found (then by the sort)."""
+    import pyarrow as pa
+
+    from lepton.data.keyhash import key_hashes
+    from lepton.manifest import Chunk
+
+    def done(n: int, values: list[int]) -> ingest._Done:
+        chunk = Chunk(id=f"blake3:{n:064x}", rows=len(values), keys=f"blake3:{n + 50:064x}")
+        hashes = np.sort(key_hashes(pa.array(values, pa.int64())))
+        return ingest._Done(chunk, hashes, "memo", 0, (min(values), max(values)))
+
+    def check(chunks: list[ingest._Done]) -> bool:
+        return dupkeys.has_duplicates([d.chunk for d in chunks], chunks, set())
+
+    sorts = []
+    real = dupkeys.sorted_unique
+    monkeypatch.setattr(dupkeys, "sorted_unique", lambda parts: sorts.append(1) or real(parts))
+    assert not check([done(1, [5, 1, 3]), done(2, [9, 7]), done(3, [6])])
+    assert sorts == []  # proved by the ranges alone
+    assert check([done(1, [1, 2, 3]), done(2, [7, 3])])  # ranges overlap, 3 twice
+    assert check([done(1, [1, 2, 2]), done(2, [7, 8])])  # a repeat inside one chunk
+    assert not check([done(1, [1, 5]), done(2, [3, 7])])  # ranges overlap, no repeat
+    assert len(sorts) == 3

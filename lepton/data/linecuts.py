@@ -138,7 +138,8 @@ class Buffers:
         n = len(data)
         if n >= len(buf):  # one line longer than MAX_BYTES: a buffer of its own, kept after
             buf = bytearray(n + 1)
-        buf[:n] = data
+        with memoryview(buf) as into:
+            into[:n] = data  # a bytearray's own slice assignment copies a memoryview twice
         if not n or buf[n - 1] != 10:
             buf[n] = 10
             n += 1

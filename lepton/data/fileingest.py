@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from lepton.data import dupkeys, ingest, keyspan, resume, statecache
+from lepton.data import dupkeys, ingest, keyspan, pagecache, resume, statecache
 from lepton.data.headstart import HeadStart
 from lepton.data.linecuts import cutter
 from lepton.data.tablefiles import check_table_file
@@ -183,7 +183,9 @@ def _ingest(
         head.close()  # nothing to check with it: stop reading the file twice
         head = None
     try:
-        with location.fs.open(path, "rb") as stream:
+        with location.fs.open(path, "rb") as opened:
+            # read whole (no resume): a cold file is kept out of the page cache
+            stream = opened if points or not location.is_local else pagecache.drop_behind(opened)
             header = stream.readline()
             recorder.header(header)
             got = ingest.ingest_delimited(

@@ -3,6 +3,7 @@ start-up path uses it too)."""
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
@@ -29,11 +30,15 @@ class ReadAhead:
     most ``block``), one block ahead on a helper thread into two reused
     buffers: reading the next block while this one is hashed takes the
     longer of the two, not their sum (the kernel's own read-ahead is far
-    smaller). A block yielded is valid until the next one is asked for."""
+    smaller). A block yielded is valid until the next one is asked for.
+
+    The buffers are anonymous maps, not written before use (a bytearray is
+    zeroed byte by byte first)."""
 
     def __init__(self, stream: BinaryIO, sizes: Iterator[int], block: int, pos: int = 0) -> None:
         self.stream, self.pos, self.sizes = stream, pos, sizes
-        self.views = [memoryview(bytearray(block)) for _ in range(2)]
+        self.maps = [mmap.mmap(-1, max(block, 1)) for _ in range(2)]
+        self.views = [memoryview(m) for m in self.maps]
         self.pool = ThreadPoolExecutor(1)
         self.ahead: Future[int] | None = None
         self.turn = 0
@@ -64,3 +69,4 @@ class ReadAhead:
         self.pool.shutdown(wait=True)
         for view in self.views:
             view.release()
+        self.maps = []  # unmapped once no block yielded is held any more

@@ -1,0 +1,104 @@
+"""Reading a cold file once without filling the page cache with it
+(lepton.data.pagecache), by the ingest and by the head start. Run on a
+local disk file system (ext4 here, as on the CI machine): a page's
+presence in the cache is asked with RWF_NOWAIT, which fails with EAGAIN
+for a page that is not there."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from lepton.config import Settings
+from lepton.data import pagecache
+from lepton.data.headstart import HeadStart
+from lepton.repo import Repo
+
+SIZE = 24 << 20
+
+
+def _evict(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+        pagecache.drop(f.fileno(), 0, 0)  # 0 bytes: to the end
+
+
+def _pages_cached(path: Path) -> list[bool]:
+    """Whether each MiB's first page is in the page cache."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        out = []
+        for at in range(0, os.fstat(fd).st_size, 1 << 20):
+            try:
+                os.preadv(fd, [bytearray(1)], at, os.RWF_NOWAIT)
+                out.append(True)
+            except BlockingIOError:
+                out.append(False)
+        return out
+    finally:
+        os.close(fd)
+
+
+def _file(tmp_path: Path) -> tuple[Path, bytes]:
+    data = os.urandom(SIZE)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    return path, data
+
+
+def test_a_cold_file_is_read_whole_and_leaves_the_cache_behind(tmp_path):  # type: ignore[no-untyped-def]
+    path, data = _file(tmp_path)
+    _evict(path)
+    assert not any(_pages_cached(path))
+    with open(path, "rb") as f:
+        stream = pagecache.drop_behind(f)
+        assert isinstance(stream, pagecache.DropBehind)
+        buf = bytearray(5 << 20)
+        got = bytearray(stream.read(1000))
+        while n := stream.readinto(buf):
+            got += buf[:n]
+        assert stream.tell() == SIZE  # anything else goes to the file
+    assert bytes(got) == data
+    assert not any(_pages_cached(path))
+
+
+def test_a_cached_file_is_read_as_it_is_and_stays_cached(tmp_path):  # type: ignore[no-untyped-def]
+    path, data = _file(tmp_path)
+    path.read_bytes()  # cached
+    with open(path, "rb") as f:
+        assert pagecache.cached(f.fileno())
+        stream = pagecache.drop_behind(f)
+        assert stream is f
+        assert stream.read() == data
+    assert all(_pages_cached(path))
+
+
+def test_the_head_start_reads_a_cold_file_out_of_the_cache_and_a_cached_one_in_it(tmp_path):  # type: ignore[no-untyped-def]
+    path, _ = _file(tmp_path)
+    _evict(path)
+    with HeadStart(str(path)) as head:
+        head._thread.join()
+        assert head.state_at(SIZE - 1) is not None  # it read to the end
+    assert not any(_pages_cached(path))
+    path.read_bytes()
+    with HeadStart(str(path)) as head:
+        head._thread.join()
+    assert all(_pages_cached(path))
+
+
+def test_a_first_snapshot_of_a_cold_file_leaves_it_out_of_the_cache(tmp_path):  # type: ignore[no-untyped-def]
+    frame = pd.DataFrame({"id": range(400_000), "x": [i / 7 for i in range(400_000)]})
+    source = tmp_path / "t.csv"
+    frame.to_csv(source, index=False)
+    _evict(source)
+    registry = f"sqlite:///{tmp_path / 'r.db'}"
+    settings = {"store": {"url": str(tmp_path / "store")}, "registry": {"url": registry}}
+    repo = Repo(Settings.model_validate(settings)).ensure_ready()
+    try:
+        snap = repo.snapshot_data("t", source, key="id")
+        assert not any(_pages_cached(source))
+        pd.testing.assert_frame_equal(repo.read_table(snap.version.ref), frame)
+    finally:
+        repo.close()

@@ -15,12 +15,6 @@ they made is then frozen (never walked again, at exit included) and the
 collector runs as usual. A snapshot does no linear algebra, so numpy's
 BLAS gets one thread: its idle threads spin on the core the head start
 hashes on.
-
-While the imports run, the head start's thread needs the GIL back after
-every 4 MiB it hashes (to keep the hash state), and the importing thread
-holds it for up to the switch interval (5 ms) each time: the head start
-ran at about half its speed. The interval is 0.2 ms during the imports
-(only while a head start runs), then back to what it was.
 """
 
 from __future__ import annotations
@@ -34,7 +28,6 @@ from contextlib import contextmanager
 from lepton.data.headstart import HeadStart
 
 SNAPSHOTS = (("data", "snapshot"), ("labels", "snapshot"))
-SWITCH_S = 0.0002  # the GIL's switch interval while a head start runs beside the imports
 VALUED = frozenset({"--key", "-m", "--message", "--dataset", "--label"})  # their options that take a value
 
 
@@ -68,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["OPENBLAS_NUM_THREADS"] = "1"  # read once, when numpy loads OpenBLAS
     head = HeadStart.begin(source) if source is not None else None
     try:
-        with _imports_frozen(), _switching(SWITCH_S if head is not None else None):
+        with _imports_frozen():
             from lepton.cli.main import main as cli_main
 
             if source is not None:
@@ -93,18 +86,6 @@ def _imports_frozen() -> Iterator[None]:
         gc.freeze()
         if collecting:
             gc.enable()
-
-
-@contextmanager
-def _switching(interval: float | None) -> Iterator[None]:
-    """The GIL's switch interval set to ``interval`` (None: left as it is)."""
-    before = sys.getswitchinterval()
-    if interval is not None:
-        sys.setswitchinterval(interval)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(before)
 
 
 def run() -> None:  # console script

@@ -9,7 +9,11 @@ as they are written (the caller holds the bytes), then published in one go:
   system), so publishing is a flush and a rename per object, with no second
   copy or second hash. The flush is one ``syncfs`` for the whole batch where
   the platform has it (one journal commit instead of one per object), else
-  an fsync per file.
+  an fsync per file. Each file's write-back starts as soon as it is
+  written, and once BEHIND newer files are staged it is waited for and the
+  file dropped from the page cache: a snapshot writing 1 GB then reuses
+  the same few pages, where new ones cost up to 2 s of system CPU per GB
+  on a VM (lepton.data.pagecache; a first 1 GiB import 4.94 -> 4.31 s).
 - S3 store: written to a local temp folder, then uploaded in parallel, each
   upload hashing what it sends (ObjectStore.put_file).
 
@@ -25,6 +29,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -34,6 +39,7 @@ from lepton.store.errors import translate
 from lepton.store.objects import ObjectStore
 
 UPLOADS = 8  # parallel S3 uploads
+BEHIND = 16  # staged files (~1 MB each) kept in the page cache before they are dropped from it
 
 
 class Staging:
@@ -47,6 +53,7 @@ class Staging:
         # start each file's write-back as soon as it is written, so that the
         # flush at publish finds most of it on disk already
         self._writeback = _sync_file_range() if self.local and store.durable else None
+        self._written: deque[str] = deque()  # staged lately, newest last
 
     def put(self, data: bytes | memoryview | Any) -> str:  # anything with the buffer protocol
         """Stage ``data``; returns its key. Thread-safe; called from busy workers,
@@ -64,6 +71,10 @@ class Staging:
                 self._writeback(fd, 0, 0, SYNC_FILE_RANGE_WRITE)  # asynchronous; best effort
         with self.lock:
             self.paths[key] = path
+            self._written.append(path)
+            older = self._written.popleft() if len(self._written) > BEHIND else None
+        if older is not None and self._writeback is not None:
+            _out_of_cache(older, self._writeback)
         return key
 
     def publish(self, only: Collection[str] | None = None) -> None:
@@ -125,7 +136,24 @@ def _flush(folder: str, paths: list[str]) -> None:
             os.close(fd)
 
 
+def _out_of_cache(path: str, sync_file_range: Any) -> None:
+    """A staged file's pages, written out (waiting for what is still being
+    written), dropped from the page cache; nothing if it is gone already."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        sync_file_range(fd, 0, 0, WRITTEN)  # -1 on failure: then the pages, still dirty, stay
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    except OSError:
+        pass  # best effort: the flush at publish writes it either way
+    finally:
+        os.close(fd)
+
+
 SYNC_FILE_RANGE_WRITE = 2  # <fcntl.h>: start write-out of dirty pages, do not wait
+WRITTEN = 1 | SYNC_FILE_RANGE_WRITE | 4  # SYNC_FILE_RANGE_WAIT_BEFORE | ... | _WAIT_AFTER: on disk
 
 
 def _sync_file_range():  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from lepton.config import Settings
 from lepton.data import pagecache
@@ -17,6 +18,12 @@ from lepton.data.headstart import HeadStart
 from lepton.repo import Repo
 
 SIZE = 24 << 20
+LAG = 4 << 20
+
+
+@pytest.fixture(autouse=True)
+def _small_lag(monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(pagecache, "LAG", LAG)
 
 
 def _evict(path: Path) -> None:
@@ -49,6 +56,8 @@ def _file(tmp_path: Path) -> tuple[Path, bytes]:
 
 
 def test_a_cold_file_is_read_whole_and_leaves_the_cache_behind(tmp_path):  # type: ignore[no-untyped-def]
+    """All but the last LAG bytes read leave the cache: reading those again
+    after a short step back (as a resumed ingest does) finds them there."""
     path, data = _file(tmp_path)
     _evict(path)
     assert not any(_pages_cached(path))
@@ -60,8 +69,12 @@ def test_a_cold_file_is_read_whole_and_leaves_the_cache_behind(tmp_path):  # typ
         while n := stream.readinto(buf):
             got += buf[:n]
         assert stream.tell() == SIZE  # anything else goes to the file
-    assert bytes(got) == data
-    assert not any(_pages_cached(path))
+        assert bytes(got) == data
+        behind = SIZE - LAG
+        assert _pages_cached(path) == [at >= behind for at in range(0, SIZE, 1 << 20)]
+        stream.seek(behind)
+        assert stream.read() == data[behind:]
+    assert _pages_cached(path)[-(LAG >> 20) :] == [True] * (LAG >> 20)
 
 
 def test_a_cached_file_is_read_as_it_is_and_stays_cached(tmp_path):  # type: ignore[no-untyped-def]
@@ -89,7 +102,7 @@ def test_the_head_start_reads_a_cold_file_out_of_the_cache_and_a_cached_one_in_i
 
 
 def test_a_first_snapshot_of_a_cold_file_leaves_it_out_of_the_cache(tmp_path):  # type: ignore[no-untyped-def]
-    frame = pd.DataFrame({"id": range(400_000), "x": [i / 7 for i in range(400_000)]})
+    frame = pd.DataFrame({"id": range(800_000), "x": [i / 7 for i in range(800_000)]})
     source = tmp_path / "t.csv"
     frame.to_csv(source, index=False)
     _evict(source)
@@ -98,7 +111,8 @@ def test_a_first_snapshot_of_a_cold_file_leaves_it_out_of_the_cache(tmp_path):  
     repo = Repo(Settings.model_validate(settings)).ensure_ready()
     try:
         snap = repo.snapshot_data("t", source, key="id")
-        assert not any(_pages_cached(source))
+        cached = _pages_cached(source)
+        assert len(cached) > 2 * (LAG >> 20) and not any(cached[: -(LAG >> 20) - 1])
         pd.testing.assert_frame_equal(repo.read_table(snap.version.ref), frame)
     finally:
         repo.close()

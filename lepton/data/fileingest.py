@@ -184,8 +184,7 @@ def _ingest(
         head = None
     try:
         with location.fs.open(path, "rb") as opened:
-            # read whole (no resume): a cold file is kept out of the page cache
-            stream = opened if points or not location.is_local else pagecache.drop_behind(opened)
+            stream = pagecache.drop_behind(opened) if location.is_local else opened  # if cold
             header = stream.readline()
             recorder.header(header)
             got = ingest.ingest_delimited(

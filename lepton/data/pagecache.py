@@ -21,6 +21,7 @@ import os
 from typing import Any, BinaryIO
 
 PAGE = 4096
+LAG = 64 << 20  # bytes behind the furthest read that stay cached (a resumed ingest reads its new rows twice)
 
 
 def cached(fd: int) -> bool:
@@ -44,29 +45,31 @@ def drop(fd: int, offset: int, length: int) -> None:
 
 
 class DropBehind:
-    """A binary stream whose bytes leave the page cache as they are read
-    (readinto and read: the pages they end, from the one they begin in);
-    anything else goes to the stream as it is."""
+    """A binary stream whose bytes leave the page cache once they are LAG
+    bytes behind the furthest point read (readinto and read), so that going
+    back a little (a seek to read again what was just cut) still finds them
+    cached; anything else goes to the stream as it is."""
 
     def __init__(self, stream: BinaryIO, fd: int) -> None:
         self._stream, self._fd = stream, fd
+        self._dropped = 0  # the cache holds none of the file before this offset (that we read)
 
     def readinto(self, into: Any) -> int:
-        at = self._stream.tell()
         n = self._stream.readinto(into)  # type: ignore[attr-defined]
-        self._behind(at, n)
+        self._behind()
         return n
 
     def read(self, size: int = -1) -> bytes:
-        at = self._stream.tell()
         data = self._stream.read(size)
-        self._behind(at, len(data))
+        self._behind()
         return data
 
-    def _behind(self, at: int, n: int) -> None:
-        start, end = at - at % PAGE, (at + n) - (at + n) % PAGE  # a page read in part stays, for now
-        if end > start:
-            drop(self._fd, start, end - start)
+    def _behind(self) -> None:
+        upto = self._stream.tell() - LAG
+        upto -= upto % PAGE
+        if upto > self._dropped:
+            drop(self._fd, self._dropped, upto - self._dropped)
+            self._dropped = upto
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)

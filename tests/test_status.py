@@ -236,3 +236,32 @@ def test_two_processes_share_one_state_cache(tmp_path):
     cache = StateCache(db)
     assert len(cache.rows_under(os.path.realpath(src))) == 300 + 2 * 15
     cache.close()
+
+
+def test_the_racy_window_is_as_fine_as_the_file_times():  # type: ignore[no-untyped-def]
+    from lepton.data.statecache import RACY_NS, TICK_NS, racy_window
+
+    assert racy_window(1_733_000_000_123_456_789) == 1 + TICK_NS
+    assert racy_window(1_733_000_000_123_456_000) == 1_000 + TICK_NS  # microseconds
+    assert racy_window(1_733_000_000_500_000_000) == 100_000_000 + TICK_NS
+    assert racy_window(1_733_000_000_000_000_000) == RACY_NS  # whole seconds (FAT: 2 s)
+
+
+def test_a_table_snapshotted_right_after_it_was_written_is_trusted_by_status(repo, tmp_path):  # type: ignore[no-untyped-def]
+    """File times with nanoseconds: a read that began >20 ms after the last
+    write is not racy, so the next status needs no read. Times in whole
+    seconds, or later than the read, stay racy: read again every time."""
+    csv = tmp_path / "t.csv"
+    pd.DataFrame({"id": range(50), "x": [i / 3 for i in range(50)]}).to_csv(csv, index=False)
+    now = time.time_ns()
+    os.utime(csv, ns=(now - 50_000_000 + 123, now - 50_000_000 + 123))  # 50 ms ago, to the nanosecond
+    repo.snapshot_data("tab", csv, key="id")
+    assert repo.status("tab", csv).read == 0
+    second = time.time_ns() // 1_000_000_000 * 1_000_000_000
+    os.utime(csv, ns=(second, second))  # whole seconds, this second: a same-size edit may not show
+    assert [repo.status("tab", csv).read for _ in range(2)] == [1, 1]
+    later = time.time_ns() + 5_000_000_123
+    os.utime(csv, ns=(later, later))  # stamped after the read began
+    assert [repo.status("tab", csv).read for _ in range(2)] == [1, 1]
+    os.utime(csv, ns=(now - 60_000_000_123, now - 60_000_000_123))
+    assert [repo.status("tab", csv).read for _ in range(2)] == [1, 0]

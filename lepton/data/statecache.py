@@ -7,9 +7,19 @@ recorded content; anything else is read and hashed again. This is the
 trade-off git and DVC make: a change that keeps size, mtime, ctime and inode
 (only possible by resetting the clock or editing the disk) goes unseen.
 ctime cannot be set through the file API, so an edit that restores mtime
-with os.utime is still caught. Racy entries (the file was modified less
-than RACY_NS before it was read, within one timestamp tick of a later
-same-size edit) are not trusted and are hashed again.
+with os.utime is still caught.
+
+Racy entries are not trusted and are hashed again: a file modified so
+shortly before it was read that a later same-size edit could get the same
+times. File times come from the kernel's coarse clock (one tick, at most
+10 ms, behind the time read here) cut to the file system's granularity,
+so the window is that granularity plus TICK_NS: as fine as the file's
+times show (a file whose mtime has nanoseconds: ~20 ms; whole seconds:
+RACY_NS, FAT's 2 s). A file snapshotted straight after it was written is
+then trusted by the next status unless the two were within ~20 ms. Like
+git's own rule, this assumes the clock that stamps the file agrees with
+this machine's within the window (a network file system's server clock
+running behind by more than that could hide an edit).
 
 The cache lives in a small SQLite file on the local disk (WAL, busy
 timeout): several processes can read and update it at once. It only ever
@@ -40,7 +50,8 @@ log = logging.getLogger(__name__)
 FILE_NAME = "state.db"
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0
-RACY_NS = 2_000_000_000  # covers the coarsest common timestamp (FAT: 2 s)
+RACY_NS = 2_000_000_000  # whole-second file times: covers the coarsest common ones (FAT: 2 s)
+TICK_NS = 20_000_000  # the coarse clock's lag (a tick: 10 ms at HZ=100, less elsewhere), with margin
 _SCHEMA = (
     "CREATE TABLE files (path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
     " ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, key TEXT NOT NULL,"
@@ -186,7 +197,7 @@ class StateCache:
     @staticmethod
     def fresh(row: tuple | None, f: LocalFile) -> str | None:
         """The recorded key if ``f`` is exactly as recorded and was not racy then."""
-        if row is None or row[1:5] != f.stat or f.mtime_ns + RACY_NS > row[6]:
+        if row is None or row[1:5] != f.stat or f.mtime_ns + racy_window(f.mtime_ns) > row[6]:
             return None
         return row[5]
 
@@ -268,6 +279,18 @@ def hash_local(f: LocalFile) -> str | None:
         key, _ = hashing.hash_stream(stream)
         same = stat_of(os.fstat(stream.fileno())) == f.stat
     return key if same else None
+
+
+def racy_window(mtime_ns: int) -> int:
+    """How long after ``mtime_ns`` a read must have begun for a later same-size
+    edit to be sure to change the file's times: its granularity, told by
+    the trailing zeros of the time itself (whole seconds: RACY_NS), plus TICK_NS."""
+    if mtime_ns % 1_000_000_000 == 0:
+        return RACY_NS
+    grain = 1
+    while mtime_ns % (grain * 10) == 0:
+        grain *= 10
+    return grain + TICK_NS
 
 
 def hash_path(path: str) -> str:

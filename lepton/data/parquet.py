@@ -4,18 +4,25 @@ writes chunks without pandas)."""
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 
 def parquet_buffer(table: pa.Table) -> pa.Buffer:
     """One row group, zstd at its fast level -1, no dictionary pages,
-    floating-point columns byte-stream-split. Measured on 1 MB chunks of
+    floating-point columns byte-stream-split, integer columns whose values
+    span less than 2**32 delta-encoded. Measured on 1 MB chunks of
     numbers, labels and short text: plain+zstd is 20-45% smaller and 2-10x
     faster to write than dictionary+zstd (whose dictionaries overflow and
     fall back on unique values anyway); splitting floats' bytes into streams
     makes the benchmark's chunks another 5% smaller and 1.4x faster to
-    write, and level -1 instead of 1 another 1.4x faster for 2% more bytes."""
-    floats = [f.name for f in table.schema if pa.types.is_floating(f.type)]
+    write, and level -1 instead of 1 another 1.4x faster for 2% more bytes.
+    Delta encoding (DELTA_BINARY_PACKED, bit-packed differences) wrote a
+    column of ids or small labels 2x faster and 2.5x smaller than plain
+    values, a chunk of the benchmark's table (id, 10 floats, label) 26%
+    faster and 3% smaller; on values spread over all 64 bits it was 1.6x
+    slower and no smaller, hence the span test."""
+    encodings = {f.name: enc for f in table.schema if (enc := _encoding(f, table.column(f.name)))}
     sink = pa.BufferOutputStream()  # its buffer is handed out without a copy
     pq.write_table(
         table,
@@ -24,10 +31,20 @@ def parquet_buffer(table: pa.Table) -> pa.Buffer:
         compression_level=-1,
         row_group_size=max(len(table), 1),
         use_dictionary=False,
-        use_byte_stream_split=floats or False,
+        column_encoding=encodings or None,
         write_statistics=False,  # nothing reads them (chunks are read whole); 20% of the writing time
     )
     return sink.getvalue()
+
+
+def _encoding(field: pa.Field, values: pa.ChunkedArray) -> str | None:
+    if pa.types.is_floating(field.type):
+        return "BYTE_STREAM_SPLIT"
+    if pa.types.is_integer(field.type):
+        low, high = pc.min_max(values).values()
+        if low.is_valid and high.is_valid and high.as_py() - low.as_py() < 1 << 32:
+            return "DELTA_BINARY_PACKED"
+    return None
 
 
 def parquet_bytes(table: pa.Table) -> bytes:

@@ -1,5 +1,5 @@
 """Reading a cold file once without filling the page cache with it
-(lepton.data.pagecache), by the ingest and by the head start. Run on a
+(lepton.pagecache), by the ingest and by the head start. Run on a
 local disk file system (ext4 here, as on the CI machine): a page's
 presence in the cache is asked with RWF_NOWAIT, which fails with EAGAIN
 for a page that is not there."""
@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from lepton import pagecache
 from lepton.config import Settings
-from lepton.data import pagecache
 from lepton.data.headstart import HeadStart
 from lepton.repo import Repo
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from lepton.data import dupkeys, ingest, keyspan, pagecache, resume, statecache
+from lepton import pagecache
+from lepton.data import dupkeys, ingest, keyspan, resume, statecache
 from lepton.data.headstart import HeadStart
 from lepton.data.linecuts import cutter
 from lepton.data.tablefiles import check_table_file

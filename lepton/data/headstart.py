@@ -12,7 +12,7 @@ bytes. The resume then needs, per checkpoint, the state at the mark before
 it and the few bytes after that mark (in the page cache by then).
 
 A file that was not in the page cache when it was opened leaves it again
-as it is read (lepton.data.pagecache): on the benchmark's VM a new 1 GiB
+as it is read (lepton.pagecache): on the benchmark's VM a new 1 GiB
 version then took 1.04 s instead of 1.31 s (medians of 8 alternating
 runs), the system CPU on the core the imports need 0.57 s instead of 1.1.
 
@@ -37,7 +37,7 @@ from typing import Any
 
 import blake3
 
-from lepton.data import pagecache
+from lepton import pagecache
 from lepton.data.readinto import ReadAhead
 
 MARK = 4 << 20  # the spacing of the kept hash states

@@ -13,7 +13,7 @@ as they are written (the caller holds the bytes), then published in one go:
   written, and once BEHIND newer files are staged it is waited for and the
   file dropped from the page cache: a snapshot writing 1 GB then reuses
   the same few pages, where new ones cost up to 2 s of system CPU per GB
-  on a VM (lepton.data.pagecache; a first 1 GiB import 4.94 -> 4.31 s).
+  on a VM (lepton.pagecache; a first 1 GiB import 4.94 -> 4.31 s).
 - S3 store: written to a local temp folder, then uploaded in parallel, each
   upload hashing what it sends (ObjectStore.put_file).
 

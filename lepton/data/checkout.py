@@ -32,6 +32,7 @@ Progress = Callable[[int], None]
 JSONL_BATCH = 65_536
 READERS = 2  # both cores decode chunks while the writer formats the ones before
 READ_AHEAD = 4
+ROW_GROUP_ROWS = 1 << 20  # rows per row group of a checked-out Parquet file (chunks hold ~10k)
 T = TypeVar("T")
 
 
@@ -93,9 +94,19 @@ def _write_streaming(store: ObjectStore, manifest: TableDataset | Labelset, path
         chunks = _chunks(store, manifest)
         try:
             first = next(chunks)
-            with pq.ParquetWriter(path, first.schema) as out:
+            with _parquet_writer(path, first.schema) as out:
+                held: list[pa.Table] = []  # rows not written yet: fewer than ROW_GROUP_ROWS
+                rows = 0
                 for table in itertools.chain([first], chunks):
-                    out.write_table(table.cast(first.schema))
+                    held.append(table.cast(first.schema))
+                    rows += table.num_rows
+                    if rows >= ROW_GROUP_ROWS:
+                        batch = pa.concat_tables(held)
+                        full = rows - rows % ROW_GROUP_ROWS
+                        out.write_table(batch.slice(0, full), row_group_size=ROW_GROUP_ROWS)
+                        held, rows = [batch.slice(full)], rows - full
+                if rows:  # (an empty table: a file of its schema and no row group)
+                    out.write_table(pa.concat_tables(held), row_group_size=ROW_GROUP_ROWS)
         finally:
             chunks.close()
         return
@@ -117,6 +128,29 @@ def _write_streaming(store: ObjectStore, manifest: TableDataset | Labelset, path
     with open(path, "wb") as out:
         for block in _in_order(text, enumerate(manifest.chunks)):
             out.write(block)
+
+
+def _parquet_writer(path: str, schema: pa.Schema) -> pq.ParquetWriter:
+    """A Parquet file for readers: row groups of ~ROW_GROUP_ROWS rows with
+    statistics, written much as the chunks are (zstd at level -1, floats
+    byte-stream-split, dictionaries only for text). Arrow's defaults
+    dictionary-encode every column: on the benchmark's 1 GiB table of
+    unique floats that took 6.4 s and wrote 1.10 GB, against 2.6 s and
+    0.78 GB."""
+    floats = [f.name for f in schema if pa.types.is_floating(f.type)]
+    text = [
+        f.name
+        for f in schema
+        if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_dictionary(f.type)
+    ]
+    return pq.ParquetWriter(
+        path,
+        schema,
+        compression="zstd",
+        compression_level=-1,
+        use_dictionary=text or False,
+        column_encoding={n: "BYTE_STREAM_SPLIT" for n in floats} or None,
+    )
 
 
 def _write_jsonl(frame: pd.DataFrame, path: str) -> None:

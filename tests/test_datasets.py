@@ -147,17 +147,23 @@ def test_checkout_table_equals_snapshot(repo, tmp_path, suffix):
         assert not again.created and again.version.id == snap.version.id
 
 
+def _many_chunks(repo, name: str, text, seed: int) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    """120,000 rows (id, a float, ``text(i)``) snapshotted as ``name``: several chunks."""
+    n = 120_000
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"id": np.arange(n), "x": rng.random(n), "t": [text(i) for i in range(n)]})
+    snap = repo.snapshot_data(name, df, key="id")
+    assert len(snap.manifest.chunks) > 4
+    return df
+
+
 def test_csv_checkout_of_many_chunks_is_one_table_written_in_order(repo, tmp_path):  # type: ignore[no-untyped-def]
     """Chunks are formatted on threads and written in order: the file is what
     Arrow writes for the whole table at once (one header; quoted text)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    n = 120_000
-    rng = np.random.default_rng(1)
-    df = pd.DataFrame({"id": np.arange(n), "x": rng.random(n), "t": [f'a,"b" {i}' for i in range(n)]})
-    snap = repo.snapshot_data("many", df, key="id")
-    assert len(snap.manifest.chunks) > 4
+    df = _many_chunks(repo, "many", lambda i: f'a,"b" {i}', seed=1)
     import pyarrow.parquet as pq
 
     out = repo.checkout("many@v1", tmp_path / "many.tsv")
@@ -443,11 +449,7 @@ def test_parquet_checkout_is_written_for_readers(repo, tmp_path, monkeypatch):  
     from lepton.data import checkout as checkout_mod
 
     monkeypatch.setattr(checkout_mod, "ROW_GROUP_ROWS", 25_000)
-    n = 120_000
-    rng = np.random.default_rng(2)
-    df = pd.DataFrame({"id": np.arange(n), "x": rng.random(n), "t": [f"c{i % 5}" for i in range(n)]})
-    snap = repo.snapshot_data("rg", df, key="id")
-    assert len(snap.manifest.chunks) > 4
+    df = _many_chunks(repo, "rg", lambda i: f"c{i % 5}", seed=2)
     out = repo.checkout("rg@v1", tmp_path / "rg.parquet")
     meta = pq.ParquetFile(out).metadata
     assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)][:-1] == [25_000] * 4

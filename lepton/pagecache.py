@@ -64,6 +64,15 @@ class DropBehind:
         self._behind()
         return data
 
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """Moved: what is read from here on leaves the cache LAG bytes behind
+        it (a step back, then reading on, as a failed resume does from the
+        file's start, is dropped again as it is read)."""
+        pos = self._stream.seek(offset, whence)
+        start = max(0, pos - LAG)
+        self._dropped = start - start % PAGE
+        return pos
+
     def _behind(self) -> None:
         upto = self._stream.tell() - LAG
         upto -= upto % PAGE

@@ -34,7 +34,7 @@ from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from lepton import hashing
+from lepton import hashing, pagecache
 from lepton.store.errors import translate
 from lepton.store.objects import ObjectStore
 
@@ -69,11 +69,13 @@ class Staging:
             f.flush()
             if self._writeback is not None:
                 self._writeback(fd, 0, 0, SYNC_FILE_RANGE_WRITE)  # asynchronous; best effort
+        older = None
         with self.lock:
             self.paths[key] = path
-            self._written.append(path)
-            older = self._written.popleft() if len(self._written) > BEHIND else None
-        if older is not None and self._writeback is not None:
+            if self._writeback is not None:  # local and durable: written back, so it can be dropped
+                self._written.append(path)
+                older = self._written.popleft() if len(self._written) > BEHIND else None
+        if older is not None:
             _out_of_cache(older, self._writeback)
         return key
 
@@ -145,7 +147,7 @@ def _out_of_cache(path: str, sync_file_range: Any) -> None:
         return
     try:
         sync_file_range(fd, 0, 0, WRITTEN)  # -1 on failure: then the pages, still dirty, stay
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        pagecache.drop(fd, 0, 0)
     except OSError:
         pass  # best effort: the flush at publish writes it either way
     finally:

@@ -223,3 +223,53 @@ def test_a_zero_that_changes_sign_is_a_change(repo, tmp_path):  # type: ignore[n
     assert any(c.base is not None for c in snap.manifest.chunks)
     assert np.signbit(repo.read_table("t@v2")["f3"].iloc[5])
     assert not np.signbit(repo.read_table("t@v1")["f3"].iloc[5])
+
+
+def test_edits_in_place_find_their_chunks_by_key_range_without_hashing_keys(repo, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """A chunk whose integer key range is one previous chunk's, with exactly
+    its keys in order, takes that chunk's key sidecar: its keys are neither
+    hashed nor sorted again."""
+    from lepton.data import ingest
+
+    frame = _table()
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    first = repo.snapshot_data("t", path, key="id")
+    hashed: list[int] = []
+    real = ingest.key_hashes
+    monkeypatch.setattr(ingest, "key_hashes", lambda col: hashed.append(len(col)) or real(col))
+    _edit(frame, np.random.default_rng(4), 0.001)
+    frame.to_csv(path, index=False)
+    snap = repo.snapshot_data("t", path, key="id")
+    assert hashed == []
+    assert all(c.base is not None for c in snap.manifest.chunks)
+    assert [c.keys for c in snap.manifest.chunks] == [c.keys for c in first.manifest.chunks]
+    pd.testing.assert_frame_equal(repo.read_table("t@v2"), frame)
+
+
+def test_a_key_repeated_inside_its_chunks_range_is_a_duplicate(repo, tmp_path):  # type: ignore[no-untyped-def]
+    """The same key range but not the same keys: the keys are hashed and
+    checked as any new chunk's, and the repeat is named."""
+    frame = _table()
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    repo.snapshot_data("t", path, key="id")
+    before = _stored(repo)
+    frame.loc[100, "id"] = frame.loc[101, "id"]
+    frame.to_csv(path, index=False)
+    with pytest.raises(InvalidInput, match=r"duplicate value\(s\): 1000101"):
+        repo.snapshot_data("t", path, key="id")
+    assert _stored(repo) == before
+
+
+def test_rows_reordered_inside_a_chunk_read_back_in_their_new_order(repo, tmp_path):  # type: ignore[no-untyped-def]
+    frame = _table()
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    repo.snapshot_data("t", path, key="id")
+    order = np.arange(N)
+    order[[200, 300]] = order[[300, 200]]  # the same keys and key range, in another order
+    frame = frame.iloc[order].reset_index(drop=True)
+    frame.to_csv(path, index=False)
+    repo.snapshot_data("t", path, key="id")
+    pd.testing.assert_frame_equal(repo.read_table("t@v2"), frame)

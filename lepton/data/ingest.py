@@ -35,14 +35,14 @@ import numpy as np
 import pyarrow as pa
 
 from lepton import hashing
-from lepton.data import chunkparse, keyspan, patches, resume
+from lepton.data import chunkparse, keyspan, patches, resume, samekeys
 from lepton.data.cutahead import cut_ahead
 from lepton.data.dupkeys import has_duplicates
 from lepton.data.headstart import HeadStart
 from lepton.data.keyhash import key_hashes
 from lepton.data.labelrule import LabelRule
 from lepton.data.linecuts import BLOCK, MAX_BYTES, MIN_BYTES, TARGET_BYTES, Buffers, Fallback, line_chunks
-from lepton.data.parquet import parquet_buffer, parquet_bytes
+from lepton.data.parquet import parquet_buffer
 from lepton.manifest import Chunk, Column, Labelset, TableDataset
 from lepton.store.objects import ObjectStore
 from lepton.store.staging import Staging
@@ -97,6 +97,7 @@ class _Job:
     progress: Callable[[int], None] | None
     defer: bool = False  # reused chunks' key sidecars read only if the new keys need them (keyspan)
     ahead: dict[str, _Done] = field(default_factory=dict)  # chunks parsed when cut ahead, by memo key
+    by_span: dict[keyspan.Span, Chunk] = field(default_factory=dict)  # previous chunks by key span (defer)
 
 
 @dataclass
@@ -153,8 +154,11 @@ def ingest_delimited(
     staging = Staging(store)  # new objects: visible only once the whole table is valid
     defer = labels is None and key is not None and spans is not None
 
+    by_span = samekeys.by_span(previous.chunks, spans) if defer and previous is not None and spans else {}
+
     def new_job(header_line: bytes, types: dict[str, pa.DataType]) -> _Job:
-        return _Job(store, staging, header_line, sep, types, key, known, by_keys, labels, progress, defer)
+        job = _Job(store, staging, header_line, sep, types, key, known, by_keys, labels, progress, defer)
+        return replace(job, by_span=by_span)
 
     try:
         with ThreadPoolExecutor(PARSE_WORKERS) as pool, ThreadPoolExecutor(SIDECAR_READS) as reads:
@@ -383,6 +387,14 @@ def _parse_chunk(job: _Job, raw: bytes | memoryview) -> tuple[Chunk, np.ndarray 
     col = table.column(job.key)
     if col.null_count:
         raise Fallback("empty key")
+    span = keyspan.of_column(col) if job.labels is None else None
+    same = samekeys.same_keys(job.store, job.by_span, table, job.key, span)
+    if same is not None:  # a previous chunk's keys, in order: its key sidecar is this chunk's
+        candidate, chain = same
+        chunk = samekeys.patch(job.staging, table, job.key, candidate, chain, candidate.keys)  # type: ignore[arg-type]
+        if chunk is None:
+            chunk = Chunk(id=job.staging.put(parquet_buffer(table)), rows=table.num_rows, keys=candidate.keys)
+        return chunk, None, span  # its key hashes: the candidate's, read only if needed (_read_deferred)
     hashes = np.sort(key_hashes(col))
     sidecar = hashes.tobytes()
     keys_id = hashing.hash_bytes(sidecar, threads=False)
@@ -396,7 +408,7 @@ def _parse_chunk(job: _Job, raw: bytes | memoryview) -> tuple[Chunk, np.ndarray 
         chunk = Chunk(id=job.staging.put(parquet_buffer(table)), rows=table.num_rows, keys=keys_id)
     if job.labels is not None:
         job.labels.add(counts)
-    return chunk, hashes, keyspan.of_column(col) if job.labels is None else None
+    return chunk, hashes, span
 
 
 def _as_patch(job: _Job, table: pa.Table, keys_id: str) -> Chunk | None:
@@ -407,11 +419,7 @@ def _as_patch(job: _Job, table: pa.Table, keys_id: str) -> Chunk | None:
     if candidate is None:
         return None
     chain = patches.read_chain(job.store, candidate)
-    changed = patches.changed_rows(chain.rows, table, job.key)  # type: ignore[arg-type]
-    if changed is None:
-        return None
-    put = lambda rows: job.staging.put(parquet_bytes(rows))  # noqa: E731
-    return patches.patch_over(candidate, chain, changed, table, put, keys_id)
+    return samekeys.patch(job.staging, table, job.key, candidate, chain, keys_id)  # type: ignore[arg-type]
 
 
 def load_keys(store: ObjectStore, chunk: Chunk) -> np.ndarray:

@@ -67,7 +67,7 @@ def read_chain(store: ObjectStore, chunk: Chunk, columns: list[str] | None = Non
         parts.append(patch.drop_columns([POS]).cast(base.schema))
         offset += len(positions)
         held.append(positions)
-    return Chain(pa.concat_tables(parts).take(pa.array(take)), held[::-1])
+    return Chain(pa.concat_tables(parts).take(_array(take)), held[::-1])
 
 
 def place(candidate: Chunk, chain: Chain, changed: np.ndarray, rows: int) -> tuple[Chunk, np.ndarray] | None:
@@ -130,7 +130,15 @@ def patch_over(
 
 def patch_rows(part: pa.Table, changed: np.ndarray) -> pa.Table:
     """The rows of a patch: the changed rows of ``part`` and their positions."""
-    return part.take(pa.array(changed)).append_column(POS, pa.array(changed.astype(np.int32)))
+    return part.take(_array(changed)).append_column(POS, _array(changed, np.int32))
+
+
+def _array(values: np.ndarray, dtype: type = np.int64) -> pa.Array:
+    """A numpy integer array as an Arrow array (no nulls). ``pa.array`` of
+    a numpy array imports pandas (~0.3 s of CPU, once), to ask whether it
+    is a Series."""
+    data = np.ascontiguousarray(values, dtype=dtype)
+    return pa.Array.from_buffers(pa.from_numpy_dtype(data.dtype), len(data), [None, pa.py_buffer(data)])
 
 
 def changed_rows(earlier: pa.Table, part: pa.Table, key: str) -> np.ndarray | None:

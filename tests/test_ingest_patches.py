@@ -273,3 +273,43 @@ def test_rows_reordered_inside_a_chunk_read_back_in_their_new_order(repo, tmp_pa
     frame.to_csv(path, index=False)
     repo.snapshot_data("t", path, key="id")
     pd.testing.assert_frame_equal(repo.read_table("t@v2"), frame)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_changes_over_a_chain_match_those_against_its_rows(seed: int) -> None:
+    """changed_over compares with a chain's base and patches in place; it
+    must find what changed_rows finds against the rows put together,
+    including rows a later patch set back, and refuse other keys."""
+    rng = np.random.default_rng(seed)
+    n = 500
+    base = pa.table({"id": np.arange(n), "x": rng.random(n), "y": rng.integers(0, 9, n)})
+    layers, held, rows = [], [], base.to_pandas()
+    for _ in range(int(rng.integers(1, 4))):
+        pos = np.sort(rng.choice(n, int(rng.integers(1, 40)), replace=False))
+        layer = rows.iloc[pos].copy()
+        layer["x"] = np.where(
+            rng.random(len(pos)) < 0.3, base.column("x").to_numpy()[pos], rng.random(len(pos))
+        )
+        rows.iloc[pos] = layer
+        layers.append(pa.Table.from_pandas(layer, preserve_index=False).cast(base.schema))
+        held.append(pos)
+    chain = patches.Chain(base, held[::-1], tuple(layers))
+    assert chain.rows.equals(pa.Table.from_pandas(rows, preserve_index=False).cast(base.schema))
+    part = rows.copy()
+    edit = rng.choice(n, 20, replace=False)
+    part.loc[edit, "y"] = part.loc[edit, "y"] + rng.integers(0, 2, 20)  # some unchanged
+    part.loc[held[0][:3], "x"] = base.column("x").to_numpy()[held[0][:3]]  # back to the base's values
+    table = pa.Table.from_pandas(part, preserve_index=False).cast(base.schema)
+    got = patches.changed_over(chain, table, "id")
+    assert got is not None
+    np.testing.assert_array_equal(got, patches.changed_rows(chain.rows, table, "id"))
+    swapped = part.copy()
+    swapped.loc[[held[-1][0], (held[-1][0] + 1) % n], "id"] = swapped.loc[
+        [(held[-1][0] + 1) % n, held[-1][0]], "id"
+    ].to_numpy()
+    assert (
+        patches.changed_over(
+            chain, pa.Table.from_pandas(swapped, preserve_index=False).cast(base.schema), "id"
+        )
+        is None
+    )

@@ -390,8 +390,8 @@ def _parse_chunk(job: _Job, raw: bytes | memoryview) -> tuple[Chunk, np.ndarray 
     span = keyspan.of_column(col) if job.labels is None else None
     same = samekeys.same_keys(job.store, job.by_span, table, job.key, span)
     if same is not None:  # a previous chunk's keys, in order: its key sidecar is this chunk's
-        candidate, chain = same
-        chunk = samekeys.patch(job.staging, table, job.key, candidate, chain, candidate.keys)  # type: ignore[arg-type]
+        candidate, chain, changed = same
+        chunk = samekeys.patch_changed(job.staging, table, candidate, chain, changed, candidate.keys)  # type: ignore[arg-type]
         if chunk is None:
             chunk = Chunk(id=job.staging.put(parquet_buffer(table)), rows=table.num_rows, keys=candidate.keys)
         return chunk, None, span  # its key hashes: the candidate's, read only if needed (_read_deferred)

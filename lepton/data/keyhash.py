@@ -22,13 +22,15 @@ def int64_values(values: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
 
 
 def words_of(values: pa.ChunkedArray | pa.Array, dtype: type) -> np.ndarray:
-    """A column of 8-byte values without nulls as a read-only numpy array
-    of ``dtype`` over its buffer (no copy, no pandas)."""
+    """A column of fixed-width values without nulls as a read-only numpy
+    array of ``dtype`` (of the same width) over its buffer (no copy, no
+    pandas)."""
     if isinstance(values, pa.ChunkedArray):  # combine_chunks copies even a single chunk
         array = values.chunk(0) if values.num_chunks == 1 else values.combine_chunks()
     else:
         array = values
-    return np.frombuffer(array.buffers()[1], dtype, count=len(array), offset=array.offset * 8)
+    width = np.dtype(dtype).itemsize
+    return np.frombuffer(array.buffers()[1], dtype, count=len(array), offset=array.offset * width)
 
 
 def key_hashes(values: pa.ChunkedArray | pa.Array) -> np.ndarray:

@@ -16,6 +16,7 @@ than MAX_CHANGED of a chunk changed, the chunk is stored whole again.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -32,11 +33,28 @@ MAX_CHANGED = 0.25
 
 @dataclass(frozen=True)
 class Chain:
-    """A chunk entry read: its rows, and the positions each of its patches
-    replaces, its own first (``chunk.depth`` arrays)."""
+    """A chunk entry read: its base's rows, the positions each of its
+    patches replaces (its own first: ``chunk.depth`` arrays), and the
+    patches' rows (oldest first, as the base's schema). ``rows``: the rows
+    the entry stands for, put together on first use."""
 
-    rows: pa.Table
+    base: pa.Table
     positions: list[np.ndarray]
+    layers: tuple[pa.Table, ...] = ()
+
+    @cached_property
+    def rows(self) -> pa.Table:
+        """One pass: the positions of every patch, oldest first, folded into
+        one index (a later patch wins), then the base and all the patches'
+        rows taken through it once; a chain of d patches costs one take."""
+        if not self.layers:
+            return self.base
+        take = np.arange(self.base.num_rows, dtype=np.int64)
+        offset = self.base.num_rows
+        for positions, layer in zip(reversed(self.positions), self.layers, strict=True):
+            take[positions] = offset + np.arange(len(positions), dtype=np.int64)
+            offset += layer.num_rows
+        return pa.concat_tables([self.base, *self.layers]).take(_array(take))
 
 
 def read_chunk(store: ObjectStore, chunk: Chunk, columns: list[str] | None = None) -> pa.Table:
@@ -45,29 +63,19 @@ def read_chunk(store: ObjectStore, chunk: Chunk, columns: list[str] | None = Non
 
 
 def read_chain(store: ObjectStore, chunk: Chunk, columns: list[str] | None = None) -> Chain:
-    """A chunk entry's rows, with its patches' positions.
-
-    One pass over the chain: the positions of every patch, oldest first, are
-    folded into one index (a later patch wins), then the base and all the
-    patches' rows are taken through it once; a chain of d patches costs one
-    take, not d."""
+    """A chunk entry's base and patches, read."""
     chain: list[Chunk] = []
     while chunk.base is not None:
         chain.append(chunk)
         chunk = chunk.base
     base = read_parquet(store.read_bytes(chunk.id), columns)
-    if not chain:
-        return Chain(base, [])
-    take = np.arange(base.num_rows, dtype=np.int64)
-    parts, offset, held = [base], base.num_rows, []
+    layers, held = [], []
     for patch_chunk in reversed(chain):
         patch = read_parquet(store.read_bytes(patch_chunk.id), None if columns is None else [*columns, POS])
-        positions = patch.column(POS).to_numpy()
-        take[positions] = offset + np.arange(len(positions), dtype=np.int64)
-        parts.append(patch.drop_columns([POS]).cast(base.schema))
-        offset += len(positions)
-        held.append(positions)
-    return Chain(pa.concat_tables(parts).take(_array(take)), held[::-1])
+        held.append(_positions(patch.column(POS)))
+        layer = patch.drop_columns([POS])
+        layers.append(layer if layer.schema == base.schema else layer.cast(base.schema))
+    return Chain(base, held[::-1], tuple(layers))
 
 
 def place(candidate: Chunk, chain: Chain, changed: np.ndarray, rows: int) -> tuple[Chunk, np.ndarray] | None:
@@ -133,6 +141,15 @@ def patch_rows(part: pa.Table, changed: np.ndarray) -> pa.Table:
     return part.take(_array(changed)).append_column(POS, _array(changed, np.int32))
 
 
+def _positions(column: pa.ChunkedArray) -> np.ndarray:
+    """A patch's row positions (int32, no nulls) as a numpy view: a
+    ChunkedArray's to_numpy costs ~0.5 ms (and imports pandas), on every
+    patch of every chunk read."""
+    if column.null_count or not pa.types.is_integer(column.type):
+        raise ValueError(f"patch positions of type {column.type} with {column.null_count} null(s)")
+    return words_of(column, column.type.to_pandas_dtype()).astype(np.int64)
+
+
 def _array(values: np.ndarray, dtype: type = np.int64) -> pa.Array:
     """A numpy integer array as an Arrow array (no nulls). ``pa.array`` of
     a numpy array imports pandas (~0.3 s of CPU, once), to ask whether it
@@ -163,6 +180,30 @@ def changed_rows(earlier: pa.Table, part: pa.Table, key: str) -> np.ndarray | No
         same = pc.fill_null(pc.equal(a, b), False)
         both_null = pc.and_(pc.is_null(a), pc.is_null(b))
         diff |= ~pc.or_(same, both_null).to_numpy(zero_copy_only=False)
+    return np.flatnonzero(diff)
+
+
+def changed_over(chain: Chain, part: pa.Table, key: str) -> np.ndarray | None:
+    """changed_rows against the rows ``chain`` stands for, without putting
+    them together where every column is int64 or float64 without nulls:
+    each column compared with the base's, then again at each patch's
+    positions, oldest first (a later patch wins)."""
+    base = chain.base
+    if not chain.layers or base.num_rows != part.num_rows or base.schema != part.schema:
+        return changed_rows(chain.rows if chain.layers else base, part, key)
+    held = chain.positions[::-1]  # oldest first, as the layers
+    diff = np.zeros(part.num_rows, dtype=bool)
+    for name in part.column_names:
+        new, old = _bits(part.column(name)), _bits(base.column(name))
+        layers = [_bits(layer.column(name)) for layer in chain.layers]
+        if new is None or old is None or any(b is None for b in layers):
+            return changed_rows(chain.rows, part, key)
+        differs = new != old
+        for positions, bits in zip(held, layers, strict=True):
+            differs[positions] = new[positions] != bits
+        if name == key and differs.any():
+            return None  # other keys, or another order
+        diff |= differs
     return np.flatnonzero(diff)
 
 

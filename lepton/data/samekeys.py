@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pyarrow as pa
 
 from lepton.data import keyspan, patches
@@ -40,18 +41,19 @@ def same_keys(
     table: pa.Table,
     key: str,
     span: keyspan.Span | None,
-) -> tuple[Chunk, patches.Chain] | None:
+) -> tuple[Chunk, patches.Chain, np.ndarray] | None:
     """The previous version's chunk with ``span`` (in ``spans``, from
-    by_span) and that chunk read, when its keys are exactly ``table``'s in
-    the same order; else None."""
+    by_span), that chunk read, and the rows of ``table`` that differ from
+    it, when its keys are exactly ``table``'s in the same order (and its
+    columns the same); else None."""
     candidate = spans.get(span) if span is not None else None
     if candidate is None:
         return None
     chain = patches.read_chain(store, candidate)
-    rows = chain.rows
-    if rows.num_rows != table.num_rows or not rows.column(key).equals(table.column(key)):
+    changed = patches.changed_over(chain, table, key)
+    if changed is None:
         return None
-    return candidate, chain
+    return candidate, chain, changed
 
 
 def patch(
@@ -60,8 +62,20 @@ def patch(
     """``table`` as a patch over ``candidate`` (read as ``chain``), staged,
     when its keys are the same in the same order and few rows differ; else
     None (store it whole)."""
-    changed = patches.changed_rows(chain.rows, table, key)
+    changed = patches.changed_over(chain, table, key)
     if changed is None:
         return None
+    return patch_changed(staging, table, candidate, chain, changed, keys_id)
+
+
+def patch_changed(
+    staging: Staging,
+    table: pa.Table,
+    candidate: Chunk,
+    chain: patches.Chain,
+    changed: np.ndarray,
+    keys_id: str,
+) -> Chunk | None:
+    """``table`` as a patch of its ``changed`` rows over ``candidate``; None: store it whole."""
     put = lambda rows: staging.put(parquet_bytes(rows))  # noqa: E731
     return patches.patch_over(candidate, chain, changed, table, put, keys_id)

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text as sql
 
 from lepton.config import Settings
-from lepton.data import ingest, keyspan
+from lepton.data import keyspan, sidecars
 from lepton.errors import InvalidInput
 from lepton.manifest import Chunk
 from lepton.repo import Repo
@@ -35,13 +35,13 @@ def _repo(root: Path) -> Repo:
 def sidecar_reads(monkeypatch) -> list[str]:  # type: ignore[no-untyped-def]
     """Key sidecars read back from the store by the ingest."""
     seen: list[str] = []
-    real = ingest.load_keys
+    real = sidecars.load_keys
 
     def spy(store, chunk):  # type: ignore[no-untyped-def]
         seen.append(chunk.keys)
         return real(store, chunk)
 
-    monkeypatch.setattr(ingest, "load_keys", spy)
+    monkeypatch.setattr(sidecars, "load_keys", spy)
     return seen
 
 

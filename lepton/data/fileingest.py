@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from lepton import pagecache
-from lepton.data import dupkeys, ingest, keyspan, resume, statecache
+from lepton.data import dupkeys, ingest, keyspan, resume, sidecars, statecache
 from lepton.data.headstart import HeadStart
 from lepton.data.linecuts import cutter
 from lepton.data.tablefiles import check_table_file
@@ -143,7 +143,7 @@ def sample_hashes(store: ObjectStore, dataset: Manifest) -> np.ndarray:
     hashes keys); the dataset has ids (sample_key_type)."""
     if isinstance(dataset, TableDataset) and dataset.chunks and all(c.keys for c in dataset.chunks):
         with ThreadPoolExecutor(ingest.SIDECAR_READS) as pool:  # the key sidecars: no row read
-            parts = list(pool.map(lambda c: ingest.load_keys(store, c), dataset.chunks))
+            parts = list(pool.map(lambda c: sidecars.load_keys(store, c), dataset.chunks))
         ranges = dupkeys.sorted_unique(parts)  # each part sorted already; sorted on both cores
         return np.concatenate(ranges) if ranges is not None else np.sort(np.concatenate(parts))
     import pandas as pd

@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 
 from lepton import hashing
-from lepton.data import chunkparse, keyspan, patches, resume, samekeys
+from lepton.data import chunkparse, keyspan, patches, resume, samekeys, sidecars
 from lepton.data.cutahead import cut_ahead
 from lepton.data.dupkeys import has_duplicates
 from lepton.data.headstart import HeadStart
@@ -204,7 +204,11 @@ def ingest_delimited(
             done: list[_Done] = [s.result() for s in slots]
             if job is None or not done:
                 raise Fallback("no data rows")
-            new_spans = _read_deferred(job, done, set(by_keys), spans, reads)
+            new_spans = (
+                None
+                if job.labels is not None or job.key is None
+                else sidecars.read_deferred(job.store, done, set(by_keys), spans, reads)
+            )
         chunks = [d.chunk for d in done]
         if key is not None and has_duplicates(chunks, done, set(by_keys)):
             raise Fallback("duplicate keys")  # the whole-file reader names them
@@ -218,36 +222,6 @@ def ingest_delimited(
     return Ingested(
         columns, tuple(chunks), sum(c.rows for c in chunks), sum(d.parsed for d in done), classes, new_spans
     )
-
-
-def _read_deferred(
-    job: _Job,
-    done: list[_Done],
-    known: set[str],
-    spans: dict[str, keyspan.Span] | None,
-    reads: ThreadPoolExecutor,
-) -> list[keyspan.Span] | None:
-    """The key sidecars of reused chunks whose key range (``spans``: the
-    previous version's, lepton.data.keyspan) meets the new chunks', read
-    into ``done``; returns this version's spans (None where one is unknown)."""
-    if job.labels is not None or job.key is None:
-        return None
-    spans = spans or {}
-    new = [d for d in done if d.chunk.keys not in known]  # parsed, with keys no earlier chunk had
-    new_span = keyspan.union(d.span for d in new)
-    deferred = [d for d in done if d.hashes is None and d.chunk.keys]
-    if new and deferred:
-        need = [
-            d
-            for d in deferred
-            if new_span is None
-            or spans.get(d.chunk.ident) is None
-            or not keyspan.disjoint(spans[d.chunk.ident], new_span)
-        ]
-        for d, hashes in zip(need, reads.map(lambda d: load_keys(job.store, d.chunk), need), strict=True):
-            d.hashes = hashes
-    kept = [d.span if d.span is not None else spans.get(d.chunk.ident) for d in done]
-    return None if any(s is None for s in kept) else kept  # type: ignore[return-value]
 
 
 def _resume_cutting_ahead(
@@ -360,7 +334,7 @@ def _reuse(job: _Job, chunk: Chunk) -> np.ndarray | None:
     newer), and its class counts."""
     if job.key is None or job.defer:
         return None
-    hashes = load_keys(job.store, chunk)
+    hashes = sidecars.load_keys(job.store, chunk)
     if job.labels is not None:
         job.labels.check_keys(hashes, chunk.keys)
         job.labels.add(job.labels.count(patches.read_chunk(job.store, chunk, [job.labels.label])))
@@ -420,10 +394,3 @@ def _as_patch(job: _Job, table: pa.Table, keys_id: str) -> Chunk | None:
         return None
     chain = patches.read_chain(job.store, candidate)
     return samekeys.patch(job.staging, table, job.key, candidate, chain, keys_id)  # type: ignore[arg-type]
-
-
-def load_keys(store: ObjectStore, chunk: Chunk) -> np.ndarray:
-    """A chunk's key sidecar: the sorted 64-bit hashes of its keys."""
-    if chunk.keys is None:
-        raise Fallback("chunk without key hashes")
-    return np.frombuffer(store.read_bytes(chunk.keys), dtype=np.uint64)

@@ -68,6 +68,25 @@ def test_appended_larger_ids_read_no_earlier_key_sidecar(tmp_path, sidecar_reads
     pd.testing.assert_frame_equal(repo.read_table("t@v2"), pd.read_csv(csv), check_dtype=False)
 
 
+def test_chunks_edited_in_place_are_not_read_back_for_appended_larger_ids(tmp_path, sidecar_reads):  # type: ignore[no-untyped-def]
+    """A chunk edited in place has a new identity but its own key range:
+    new ids above every range need no sidecar of it either."""
+    csv, repo = tmp_path / "t.csv", _repo(tmp_path / "r")
+    lines = _rows(range(1000, 1000 + ROWS)).splitlines(keepends=True)
+    csv.write_text("id,x,label\n" + "".join(lines))
+    first = repo.snapshot_data("t", csv, key="id")
+    for at in range(7, ROWS, ROWS // 20):  # every chunk edited, in place
+        i, x, label = lines[at].rstrip("\n").split(",")
+        lines[at] = f"{i},{x},{(int(label) + 1) % 10}\n"
+    csv.write_text("id,x,label\n" + "".join(lines) + _rows(range(5_000_000, 5_020_000)))
+    sidecar_reads.clear()
+    second = repo.snapshot_data("t", csv, key="id")
+    assert sidecar_reads == []
+    assert sum(c.base is not None for c in second.manifest.chunks) >= len(first.manifest.chunks) - 1
+    assert _span(second) == [1000, 5_019_999]
+    pd.testing.assert_frame_equal(repo.read_table("t@v2"), pd.read_csv(csv), check_dtype=False)
+
+
 @pytest.mark.parametrize("where", ["appended", "inserted"])
 def test_a_repeated_key_inside_the_earlier_range_is_still_found(tmp_path, sidecar_reads, where):  # type: ignore[no-untyped-def]
     """The new chunk's range meets the previous version's: every earlier

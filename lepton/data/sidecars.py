@@ -38,14 +38,18 @@ def read_deferred(
     new_span = keyspan.union(d.span for d in new)
     deferred = [d for d in done if d.hashes is None and d.chunk.keys]
     if new and deferred:
-        need = [
-            d
-            for d in deferred
-            if new_span is None
-            or spans.get(d.chunk.ident) is None
-            or not keyspan.disjoint(spans[d.chunk.ident], new_span)
-        ]
+        need = [d for d in deferred if new_span is None or _meets(_span(d, spans), new_span)]
         for d, hashes in zip(need, reads.map(lambda d: load_keys(store, d.chunk), need), strict=True):
             d.hashes = hashes
-    kept = [d.span if d.span is not None else spans.get(d.chunk.ident) for d in done]
+    kept = [_span(d, spans) for d in done]
     return None if any(s is None for s in kept) else kept  # type: ignore[return-value]
+
+
+def _span(d: Any, spans: dict[str, keyspan.Span]) -> keyspan.Span | None:
+    """A chunk's key range: its own where it was parsed (an edited chunk,
+    which has a new identity), else the previous version's record."""
+    return d.span if d.span is not None else spans.get(d.chunk.ident)
+
+
+def _meets(span: keyspan.Span | None, new_span: keyspan.Span) -> bool:
+    return span is None or not keyspan.disjoint(span, new_span)

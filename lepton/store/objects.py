@@ -409,5 +409,6 @@ def _read_local(path: str) -> bytes:
         cold = not pagecache.cached(f.fileno())
         data = f.read()
         if cold:
-            pagecache.drop(f.fileno(), 0, len(data))
+            with contextlib.suppress(OSError):  # only a hint to the kernel
+                pagecache.drop(f.fileno(), 0, len(data))
     return data

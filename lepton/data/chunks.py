@@ -159,7 +159,8 @@ class _Earlier:
                 rows = chain.rows
                 if self.key not in rows.column_names:  # the previous version had other columns
                     continue
-                self.by_keys[_key_sequence(rows, self.key)] = (c, chain, row_hashes(rows.to_pandas(), None))
+                held = patches.Chain(rows, chain.positions)  # the rows alone: the base and patches let go
+                self.by_keys[_key_sequence(rows, self.key)] = (c, held, row_hashes(rows.to_pandas(), None))
         return self.by_keys
 
     def patch(self, part: pa.Table, hashes: np.ndarray) -> Chunk | None:

@@ -136,6 +136,12 @@ def test_staged_objects_leave_the_cache_once_written_and_publish_whole(tmp_path)
     blobs = [os.urandom(256 << 10) for _ in range(staging_mod.BEHIND + 24)]
     keys = [staging.put(b) for b in blobs]
     paths = [staging.paths[k] for k in keys]
-    assert [_pages_cached(Path(p))[0] for p in paths] == [False] * 24 + [True] * staging_mod.BEHIND
+    cached = [_pages_cached(Path(p))[0] for p in paths]
+    assert cached[24:] == [True] * staging_mod.BEHIND
+    # The kernel drops a page only once nothing holds it: right after its
+    # write-back completes, the I/O path may still, so the newest of the
+    # dropped files can stay cached now and then (seen on CI: index 23 of
+    # 24). The drop is a hint; nearly all must have gone.
+    assert sum(cached[:24]) <= 2, cached
     staging.publish()
     assert [store.read_bytes(k) for k in keys] == blobs

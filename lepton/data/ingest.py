@@ -157,8 +157,20 @@ def ingest_delimited(
     by_span = samekeys.by_span(previous.chunks, spans) if defer and previous is not None and spans else {}
 
     def new_job(header_line: bytes, types: dict[str, pa.DataType]) -> _Job:
-        job = _Job(store, staging, header_line, sep, types, key, known, by_keys, labels, progress, defer)
-        return replace(job, by_span=by_span)
+        return _Job(
+            store,
+            staging,
+            header_line,
+            sep,
+            types,
+            key,
+            known,
+            by_keys,
+            labels,
+            progress,
+            defer,
+            by_span=by_span,
+        )
 
     try:
         with ThreadPoolExecutor(PARSE_WORKERS) as pool, ThreadPoolExecutor(SIDECAR_READS) as reads:
@@ -368,7 +380,7 @@ def _parse_chunk(job: _Job, raw: bytes | memoryview) -> tuple[Chunk, np.ndarray 
         chunk = samekeys.patch_changed(job.staging, table, candidate, chain, changed, candidate.keys)  # type: ignore[arg-type]
         if chunk is None:
             chunk = Chunk(id=job.staging.put(parquet_buffer(table)), rows=table.num_rows, keys=candidate.keys)
-        return chunk, None, span  # its key hashes: the candidate's, read only if needed (_read_deferred)
+        return chunk, None, span  # its key hashes: the candidate's, read if needed (sidecars)
     hashes = np.sort(key_hashes(col))
     sidecar = hashes.tobytes()
     keys_id = hashing.hash_bytes(sidecar, threads=False)

@@ -190,7 +190,7 @@ def changed_over(chain: Chain, part: pa.Table, key: str) -> np.ndarray | None:
     positions, oldest first (a later patch wins)."""
     base = chain.base
     if not chain.layers or base.num_rows != part.num_rows or base.schema != part.schema:
-        return changed_rows(chain.rows if chain.layers else base, part, key)
+        return changed_rows(chain.rows, part, key)  # (no layers: the base itself)
     held = chain.positions[::-1]  # oldest first, as the layers
     diff = np.zeros(part.num_rows, dtype=bool)
     for name in part.column_names:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer
 
 from lepton import hashing
 from lepton.errors import IntegrityError, InvalidInput
@@ -65,6 +65,16 @@ class Chunk(Frozen):
     rows: int = Field(ge=0)
     keys: str | None = None  # object: sorted 64-bit hashes of the chunk's key values
     base: Chunk | None = None
+    lines: str | None = None  # object: its text lines' hashes (lepton.data.linehash), whole chunks only
+
+    @model_serializer(mode="wrap")
+    def _without_unset_lines(self, handler: Callable[[Chunk], dict[str, Any]]) -> dict[str, Any]:
+        """No ``lines`` key when there are none: manifests written before
+        line sidecars keep their bytes, and so their ids."""
+        out = handler(self)
+        if out.get("lines") is None:
+            out.pop("lines", None)
+        return out
 
     @property
     def ident(self) -> str:
@@ -78,7 +88,7 @@ class Chunk(Frozen):
         return 0 if self.base is None else 1 + self.base.depth
 
     def objects(self) -> tuple[str, ...]:
-        own = tuple(k for k in (self.id, self.keys) if k)
+        own = tuple(k for k in (self.id, self.keys, self.lines) if k)
         return own + (self.base.objects() if self.base else ())
 
 

@@ -18,6 +18,7 @@ the start-up path (lepton.data.headstart) uses it too.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import Any, BinaryIO
 
 PAGE = 4096
@@ -42,6 +43,24 @@ def cached(fd: int) -> bool:
 def drop(fd: int, offset: int, length: int) -> None:
     """The file's bytes [offset, offset + length) out of the page cache (clean pages only)."""
     os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+
+
+def will_need(paths: Iterable[str]) -> None:
+    """Ask the kernel to read these files into the page cache, in the
+    background (a hint: files that cannot be opened are passed over)."""
+    if not hasattr(os, "posix_fadvise"):
+        return
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 class DropBehind:

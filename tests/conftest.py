@@ -152,9 +152,9 @@ def parsed(monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
     seen: list[int] = []
     real = ingest._parse_chunk
 
-    def spy(job, raw):  # type: ignore[no-untyped-def]
+    def spy(job, raw, *rest):  # type: ignore[no-untyped-def]
         seen.append(len(raw))
-        return real(job, raw)
+        return real(job, raw, *rest)
 
     monkeypatch.setattr(ingest, "_parse_chunk", spy)
     return seen

@@ -95,7 +95,7 @@ def test_patches_fold_like_a_binary_counter() -> None:
     sizes: list[int] = []
     for n in range(1, 40):
         candidate, chain = _chain(sizes)
-        parent, positions = patches.place(candidate, chain, np.arange(90_000, 90_010), 100_000)  # type: ignore[misc]
+        parent, positions = patches.place(candidate, chain.positions, np.arange(90_000, 90_010), 100_000)  # type: ignore[misc]
         folded = candidate.depth - parent.depth
         assert parent.depth + 1 == bin(n).count("1"), n
         assert len(positions) == 10 + sum(sizes[len(sizes) - folded :]), n
@@ -104,13 +104,15 @@ def test_patches_fold_like_a_binary_counter() -> None:
 
 def test_a_patch_is_placed_whole_past_the_share_or_depth_bound(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     candidate, chain = _chain([200])
-    assert patches.place(candidate, chain, np.arange(900, 1001), 1000) is None  # folded: 301 rows > 25%
+    assert (
+        patches.place(candidate, chain.positions, np.arange(900, 1001), 1000) is None
+    )  # folded: 301 rows > 25%
     candidate, chain = _chain([100])
-    parent, positions = patches.place(candidate, chain, np.arange(900, 960), 1000)  # type: ignore[misc]
+    parent, positions = patches.place(candidate, chain.positions, np.arange(900, 960), 1000)  # type: ignore[misc]
     assert parent.id == "root" and len(positions) == 160
     monkeypatch.setattr(patches, "MAX_DEPTH", 1)
     candidate, chain = _chain([200])
-    assert patches.place(candidate, chain, np.arange(900, 910), 1000) is None  # over it: depth 2
+    assert patches.place(candidate, chain.positions, np.arange(900, 910), 1000) is None  # over it: depth 2
 
 
 def _labelled(repo, tmp_path, n: int = N):  # type: ignore[no-untyped-def]

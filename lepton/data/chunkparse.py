@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
@@ -30,6 +31,18 @@ def parse(
     if types is not None and (table := numcsv.parse(raw, sep, types)) is not None:
         return table
     return parse_with_arrow(names, raw, sep, types)
+
+
+def parse_typed(raw: bytes | memoryview, sep: str, types: dict[str, pa.DataType]) -> pa.Table:
+    """The chunk's rows, cast to ``types`` (Fallback where they do not fit)."""
+    table = parse(list(types), raw, sep, types)
+    schema = pa.schema([pa.field(n, t) for n, t in types.items()])
+    if table.schema != schema:
+        try:
+            table = table.cast(schema)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+            raise Fallback(str(e)) from e
+    return table
 
 
 def parse_with_arrow(
@@ -75,14 +88,27 @@ def type_of(name: str) -> pa.DataType:
 
 
 def memo_key(
-    header: bytes, raw: bytes | memoryview, sep: str, types: dict[str, pa.DataType], key: str | None
+    header: bytes,
+    raw: bytes | memoryview,
+    sep: str,
+    types: dict[str, pa.DataType],
+    key: str | None,
+    lines: np.ndarray | None = None,
 ) -> str:
+    """What a raw chunk is remembered by: its bytes' hash, or given the
+    hashes of its lines (lepton.data.linehash), the hash of those: the
+    chunk is then the same as one seen before when each of its lines is,
+    as an edited chunk's unchanged lines are (lepton.data.lineedits), and
+    ~0.3 ms a chunk of 1 MB less is hashed."""
     doc = {
-        "kind": "delimited-chunk/1",
+        "kind": "delimited-chunk/1" if lines is None else "delimited-chunk-lines/1",
         "sep": sep,
         "header": hashing.hash_bytes(header, threads=False),
         "types": {n: str(t) for n, t in types.items()},
         "key": key,
-        "raw": hashing.hash_bytes(raw, threads=False),  # on a worker: both cores are busy already
+        # on a worker: both cores are busy already
+        "raw": hashing.hash_bytes(
+            raw if lines is None else lines.astype("<u8", copy=False).view(np.uint8), threads=False
+        ),
     }
     return hashing.hash_bytes(canonical_json(doc), threads=False)

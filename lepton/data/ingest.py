@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 
 from lepton import hashing
-from lepton.data import chunkparse, keyspan, patches, resume, samekeys, sidecars
+from lepton.data import chunkparse, keyspan, lineedits, linehash, patches, resume, samekeys, sidecars
 from lepton.data.cutahead import cut_ahead
 from lepton.data.dupkeys import has_duplicates
 from lepton.data.headstart import HeadStart
@@ -174,6 +174,8 @@ def ingest_delimited(
 
     try:
         with ThreadPoolExecutor(PARSE_WORKERS) as pool, ThreadPoolExecutor(SIDECAR_READS) as reads:
+            if by_span:  # what edits in place will compare with: read ahead (lineedits)
+                reads.submit(store.prefetch, lineedits.kept_objects(by_span.values()))
             buffers = Buffers(IN_FLIGHT + PARSE_WORKERS + 2)
             if points and previous is not None and header is not None and recorder is not None:
                 if types is not None and list(types) == chunkparse.names(
@@ -224,7 +226,7 @@ def ingest_delimited(
         chunks = [d.chunk for d in done]
         if key is not None and has_duplicates(chunks, done, set(by_keys)):
             raise Fallback("duplicate keys")  # the whole-file reader names them
-        staging.publish(only={d.chunk.id for d in done} | {d.chunk.keys for d in done if d.chunk.keys})
+        staging.publish(only={k for d in done for k in (d.chunk.id, d.chunk.keys, d.chunk.lines) if k})
         # memos last: they may only name stored chunks
         memo.memo_put_many([(d.memo_key, d.chunk.id) for d in done if d.memo_key], "csvchunk")
     finally:
@@ -293,7 +295,9 @@ def _one_chunk(job: _Job, raw: memoryview) -> _Done:
     buf, n = raw.obj, len(raw)  # a view of the start of a bytearray: search it in place
     if buf.find(b'"', 0, n) != -1 and buf.count(b'"', 0, n) % 2:  # type: ignore[attr-defined]
         raise Fallback("a quoted value spans a chunk boundary")
-    memo_key = chunkparse.memo_key(job.header, raw, job.sep, job.types, job.key)
+    lines = _lines(job, raw)
+    hashes_of_lines = None if lines is None else lines.hashes
+    memo_key = chunkparse.memo_key(job.header, raw, job.sep, job.types, job.key, hashes_of_lines)
     chunk = job.known.get(memo_key)
     if chunk is not None:
         done = _Done(chunk, _reuse(job, chunk), None, 0)
@@ -301,8 +305,17 @@ def _one_chunk(job: _Job, raw: memoryview) -> _Done:
         done = job.ahead[memo_key]  # parsed when cut ahead (lepton.data.cutahead)
         chunk = done.chunk
     else:
-        chunk, hashes, span = _parse_chunk(job, raw)
-        done = _Done(chunk, hashes, memo_key, len(raw), span)
+        fast = None
+        if lines is not None and job.by_span:
+            fast = lineedits.edited(
+                job.store, job.staging, job.by_span, raw, lines, job.sep, job.types, job.key
+            )  # type: ignore[arg-type]
+        if fast is not None:
+            chunk, span, parsed = fast
+            done = _Done(chunk, None, memo_key, parsed, span)  # its key hashes: the candidate's (sidecars)
+        else:
+            chunk, hashes, span = _parse_chunk(job, raw, lines)
+            done = _Done(chunk, hashes, memo_key, len(raw), span)
     if job.progress:
         job.progress(chunk.rows)
     return done
@@ -360,14 +373,18 @@ def _bound(slots: list[Future]) -> None:
         fut.result()
 
 
-def _parse_chunk(job: _Job, raw: bytes | memoryview) -> tuple[Chunk, np.ndarray | None, keyspan.Span | None]:
-    table = chunkparse.parse(list(job.types), raw, job.sep, job.types)
-    schema = pa.schema([pa.field(n, t) for n, t in job.types.items()])
-    if table.schema != schema:
-        try:
-            table = table.cast(schema)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-            raise Fallback(str(e)) from e
+def _lines(job: _Job, raw: bytes | memoryview) -> linehash.Lines | None:
+    """The raw chunk's line hashes, kept with what is stored of a keyed
+    table's chunk so that its next edits need not parse it (lineedits)."""
+    if job.key is None or job.labels is not None:
+        return None
+    return linehash.of(raw, job.sep, list(job.types).index(job.key))
+
+
+def _parse_chunk(
+    job: _Job, raw: bytes | memoryview, lines: linehash.Lines | None = None
+) -> tuple[Chunk, np.ndarray | None, keyspan.Span | None]:
+    table = chunkparse.parse_typed(raw, job.sep, job.types)
     if job.key is None:
         return Chunk(id=job.staging.put(parquet_buffer(table)), rows=table.num_rows), None, None
     col = table.column(job.key)
@@ -377,9 +394,12 @@ def _parse_chunk(job: _Job, raw: bytes | memoryview) -> tuple[Chunk, np.ndarray 
     same = samekeys.same_keys(job.store, job.by_span, table, job.key, span)
     if same is not None:  # a previous chunk's keys, in order: its key sidecar is this chunk's
         candidate, chain, changed = same
-        chunk = samekeys.patch_changed(job.staging, table, candidate, chain, changed, candidate.keys)  # type: ignore[arg-type]
+        hashes_of_lines = None if lines is None else lines.hashes
+        chunk = samekeys.patch_changed(
+            job.staging, table, candidate, chain, changed, candidate.keys, hashes_of_lines
+        )  # type: ignore[arg-type]
         if chunk is None:
-            chunk = Chunk(id=job.staging.put(parquet_buffer(table)), rows=table.num_rows, keys=candidate.keys)
+            chunk = _whole(job, table, candidate.keys, lines)  # type: ignore[arg-type]
         return chunk, None, span  # its key hashes: the candidate's, read if needed (sidecars)
     hashes = np.sort(key_hashes(col))
     sidecar = hashes.tobytes()
@@ -389,15 +409,23 @@ def _parse_chunk(job: _Job, raw: bytes | memoryview) -> tuple[Chunk, np.ndarray 
     if job.labels is not None:
         job.labels.check_keys(hashes, keys_id)
         counts = job.labels.count(table)
-    chunk = _as_patch(job, table, keys_id)
+    chunk = _as_patch(job, table, keys_id, lines)
     if chunk is None:
-        chunk = Chunk(id=job.staging.put(parquet_buffer(table)), rows=table.num_rows, keys=keys_id)
+        chunk = _whole(job, table, keys_id, lines)
     if job.labels is not None:
         job.labels.add(counts)
     return chunk, hashes, span
 
 
-def _as_patch(job: _Job, table: pa.Table, keys_id: str) -> Chunk | None:
+def _whole(job: _Job, table: pa.Table, keys_id: str, lines: linehash.Lines | None) -> Chunk:
+    """The chunk stored whole, with its key sidecar's id and its line sidecar."""
+    lines_id = None
+    if lines is not None and len(lines) == table.num_rows:
+        lines_id = job.staging.put(linehash.sidecar(lines))
+    return Chunk(id=job.staging.put(parquet_buffer(table)), rows=table.num_rows, keys=keys_id, lines=lines_id)
+
+
+def _as_patch(job: _Job, table: pa.Table, keys_id: str, lines: linehash.Lines | None) -> Chunk | None:
     """The chunk as a patch over the previous version's chunk with the same
     keys (or below it: lepton.data.patches), when the keys are in the same
     order and few rows differ."""
@@ -405,4 +433,5 @@ def _as_patch(job: _Job, table: pa.Table, keys_id: str) -> Chunk | None:
     if candidate is None:
         return None
     chain = patches.read_chain(job.store, candidate)
-    return samekeys.patch(job.staging, table, job.key, candidate, chain, keys_id)  # type: ignore[arg-type]
+    hashes_of_lines = None if lines is None or len(lines) != table.num_rows else lines.hashes
+    return samekeys.patch(job.staging, table, job.key, candidate, chain, keys_id, hashes_of_lines)  # type: ignore[arg-type]

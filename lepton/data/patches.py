@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from lepton.data.keyhash import words_of
+from lepton.data.linehash import LINE
 from lepton.data.parquet import read_parquet
 from lepton.manifest import Chunk
 from lepton.store.objects import ObjectStore
@@ -73,19 +74,22 @@ def read_chain(store: ObjectStore, chunk: Chunk, columns: list[str] | None = Non
     for patch_chunk in reversed(chain):
         patch = read_parquet(store.read_bytes(patch_chunk.id), None if columns is None else [*columns, POS])
         held.append(_positions(patch.column(POS)))
-        layer = patch.drop_columns([POS])
+        layer = patch.drop_columns([c for c in (POS, LINE) if c in patch.column_names])
         layers.append(layer if layer.schema == base.schema else layer.cast(base.schema))
     return Chain(base, held[::-1], tuple(layers))
 
 
-def place(candidate: Chunk, chain: Chain, changed: np.ndarray, rows: int) -> tuple[Chunk, np.ndarray] | None:
-    """Where a patch of the ``changed`` rows over ``candidate`` (read as
-    ``chain``) goes, and the positions it holds: folded down the chain
-    while more than half the size of the patch below it. Folding into a
-    patch over ``b`` holds the positions of both: every other row is the
-    same in the new rows as in ``b``'s. None: store the chunk whole."""
+def place(
+    candidate: Chunk, held: list[np.ndarray], changed: np.ndarray, rows: int
+) -> tuple[Chunk, np.ndarray] | None:
+    """Where a patch of the ``changed`` rows over ``candidate`` (whose
+    chain's patches hold the positions ``held``, its own first) goes, and
+    the positions it holds: folded down the chain while more than half the
+    size of the patch below it. Folding into a patch over ``b`` holds the
+    positions of both: every other row is the same in the new rows as in
+    ``b``'s. None: store the chunk whole."""
     parent, positions = candidate, changed
-    for below in chain.positions:  # ``parent``'s own positions, going down
+    for below in held:  # ``parent``'s own positions, going down
         if 2 * len(positions) <= len(below):
             break
         positions = np.union1d(positions, below)
@@ -124,21 +128,39 @@ def patch_over(
     part: pa.Table,
     put,  # type: ignore[no-untyped-def]
     keys: str | None = None,
+    lines: np.ndarray | None = None,
 ) -> Chunk | None:
     """``part`` as ``candidate`` itself (no row ``changed``), or as a patch
-    placed by ``place`` and stored with ``put``; None: store it whole."""
+    placed by ``place`` and stored with ``put``; None: store it whole.
+    ``lines``: the hashes of ``part``'s text lines (lepton.data.linehash)."""
     if not len(changed):
         return candidate  # the same rows (perhaps written differently, e.g. 1.0 and 1.00)
-    placed = place(candidate, chain, changed, part.num_rows)
+    placed = place(candidate, chain.positions, changed, part.num_rows)
     if placed is None:
         return None
     parent, positions = placed
-    return Chunk(id=put(patch_rows(part, positions)), rows=part.num_rows, keys=keys, base=parent)
+    rows = part.take(_array(positions))
+    return Chunk(id=put(patch_rows(rows, positions, lines)), rows=part.num_rows, keys=keys, base=parent)
 
 
-def patch_rows(part: pa.Table, changed: np.ndarray) -> pa.Table:
-    """The rows of a patch: the changed rows of ``part`` and their positions."""
-    return part.take(_array(changed)).append_column(POS, _array(changed, np.int32))
+def patch_rows(rows: pa.Table, positions: np.ndarray, lines: np.ndarray | None = None) -> pa.Table:
+    """A patch: the new ``rows`` at ``positions``, with those positions and,
+    given the hashes of every line of the new chunk, the ones of these rows."""
+    out = rows.append_column(POS, _array(positions, np.int32))
+    if lines is not None:
+        out = out.append_column(LINE, _array(lines[positions], np.uint64))
+    return out
+
+
+def patch_lines(data: bytes | pa.Buffer) -> tuple[np.ndarray, np.ndarray] | None:
+    """A stored patch's positions and line hashes; None if it has no line hashes."""
+    import pyarrow.parquet as pq
+
+    patch = pq.ParquetFile(pa.BufferReader(data))
+    if LINE not in patch.schema_arrow.names:
+        return None
+    table = patch.read(columns=[POS, LINE], use_threads=False)
+    return _positions(table.column(POS)), words_of(table.column(LINE), np.uint64)
 
 
 def _positions(column: pa.ChunkedArray) -> np.ndarray:

@@ -57,15 +57,21 @@ def same_keys(
 
 
 def patch(
-    staging: Staging, table: pa.Table, key: str, candidate: Chunk, chain: patches.Chain, keys_id: str
+    staging: Staging,
+    table: pa.Table,
+    key: str,
+    candidate: Chunk,
+    chain: patches.Chain,
+    keys_id: str,
+    lines: np.ndarray | None = None,
 ) -> Chunk | None:
     """``table`` as a patch over ``candidate`` (read as ``chain``), staged,
     when its keys are the same in the same order and few rows differ; else
-    None (store it whole)."""
+    None (store it whole). ``lines``: its text lines' hashes, if known."""
     changed = patches.changed_over(chain, table, key)
     if changed is None:
         return None
-    return patch_changed(staging, table, candidate, chain, changed, keys_id)
+    return patch_changed(staging, table, candidate, chain, changed, keys_id, lines)
 
 
 def patch_changed(
@@ -75,7 +81,9 @@ def patch_changed(
     chain: patches.Chain,
     changed: np.ndarray,
     keys_id: str,
+    lines: np.ndarray | None = None,
 ) -> Chunk | None:
-    """``table`` as a patch of its ``changed`` rows over ``candidate``; None: store it whole."""
+    """``table`` as a patch of its ``changed`` rows over ``candidate`` (with
+    its lines' hashes, if known); None: store it whole."""
     put = lambda rows: staging.put(parquet_bytes(rows))  # noqa: E731
-    return patches.patch_over(candidate, chain, changed, table, put, keys_id)
+    return patches.patch_over(candidate, chain, changed, table, put, keys_id, lines)

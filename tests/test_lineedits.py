@@ -1,0 +1,204 @@
+"""Line hashes (lepton/data/_linehash.c) and the chunks edited in place that
+they let the ingest store without parsing them whole (lepton.data.lineedits):
+only the changed lines are parsed, and every version reads back exactly,
+whatever was edited (values, keys, a key made a duplicate, a number's text)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lepton.config import Settings
+from lepton.data import ingest, lineedits, linehash
+from lepton.errors import InvalidInput
+from lepton.repo import Repo
+
+pytestmark = pytest.mark.skipif(linehash._linehash is None, reason="needs lepton/data/_linehash.c built")
+
+
+def test_line_hashes_are_stable_and_name_each_line() -> None:
+    """Pinned values: stored sidecars must hash the same in every release."""
+    lines = linehash.of(b"1,a,0.5\n2,b,0.25\n3,c,1\n", ",", 0)
+    assert lines is not None
+    assert lines.starts.tolist() == [0, 8, 17, 23]
+    assert lines.hashes.tolist() == PINNED_HASHES
+    assert lines.keysum.hex() == PINNED_KEYSUM
+    again = linehash.of(b"1,a,0.5\n2,b,0.25\n3,c,1", ",", 0)  # the last line without its newline
+    assert again is not None and again.hashes.tolist() == PINNED_HASHES and again.starts[-1] == 22
+
+
+def test_the_key_sum_is_of_the_key_texts_in_any_order() -> None:
+    a = linehash.of(b"1,x\n2,y\n3,z\n", ",", 0)
+    b = linehash.of(b"3,q\n1,r\n2,s\n", ",", 0)
+    c = linehash.of(b"1,x\n2,y\n4,z\n", ",", 0)
+    d = linehash.of(b"x,1\ny,2\nz,3\n", ",", 1)
+    assert a is not None and b is not None and c is not None and d is not None
+    assert a.keysum == b.keysum == d.keysum != c.keysum
+    assert len(set(a.hashes.tolist()) | set(b.hashes.tolist())) == 6
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [(b'1,"a"\n2,b\n', 0), (b"1,a\n\n2,b\n", 0), (b"1,a\r\n\r\n", 0), (b"1\n2,b\n", 1)],
+    ids=["quote", "empty line", "blank CRLF line", "no key field"],
+)
+def test_no_line_hashes_where_lines_are_not_rows(raw: bytes, field: int) -> None:
+    assert linehash.of(raw, ",", field) is None
+    assert linehash.of(raw.replace(b'"', b"").replace(b"\n\n", b"\n").replace(b"\r\n\r\n", b"\r\n"), ",", 0)
+
+
+def test_the_sidecar_round_trips_and_refuses_other_bytes() -> None:
+    lines = linehash.of(b"7,a\n8,b\n", ",", 0)
+    assert lines is not None
+    keysum, hashes = linehash.read_sidecar(linehash.sidecar(lines))
+    assert keysum == lines.keysum and hashes.tolist() == lines.hashes.tolist()
+    with pytest.raises(ValueError, match="not a line sidecar"):
+        linehash.read_sidecar(b"PAR1" + bytes(40))
+
+
+N = 40_000
+
+
+def _frame(seed: int = 0, n: int = N) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {"id": np.arange(n) + 5_000_000, **{f"f{i}": rng.random(n).round(5) for i in range(4)}, "label": 3}
+    )
+
+
+@pytest.fixture
+def counted(monkeypatch):  # type: ignore[no-untyped-def]
+    """How many chunks took the line path, and how many bytes it parsed."""
+    seen = {"chunks": 0, "bytes": 0}
+    real = lineedits.edited
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        got = real(*args, **kwargs)
+        if got is not None:
+            seen["chunks"] += 1
+            seen["bytes"] += got[2]
+        return got
+
+    monkeypatch.setattr(ingest.lineedits, "edited", spy)
+    return seen
+
+
+def test_sparse_edits_parse_only_the_changed_lines(repo, tmp_path, counted, parsed):  # type: ignore[no-untyped-def]
+    frame = _frame()
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    first = repo.snapshot_data("t", path, key="id")
+    assert all(c.lines for c in first.manifest.chunks), "whole chunks keep their lines' hashes"
+    rng = np.random.default_rng(3)
+    for version in range(2, 6):
+        rows = rng.choice(N, size=40, replace=False)
+        frame.loc[rows, "f2"] = rng.random(len(rows)).round(5)
+        frame.to_csv(path, index=False)
+        parsed.clear()
+        counted.update(chunks=0, bytes=0)
+        snap = repo.snapshot_data("t", path, key="id")
+        edited = [c for c in snap.manifest.chunks if c.base is not None]
+        assert edited and counted["chunks"] >= len(edited) - 1, version  # (a moved boundary: parsed whole)
+        assert counted["bytes"] < 40 * 80 * 3, (
+            f"v{version}: {counted['bytes']} bytes parsed for 40 edited rows"
+        )
+        assert sum(parsed) < 0.5 * path.stat().st_size
+        pd.testing.assert_frame_equal(repo.read_table(f"t@v{version}"), frame)
+    assert repo.verify().ok
+
+
+def test_an_edited_key_takes_the_whole_chunk_path_and_a_duplicate_is_refused(repo, tmp_path, counted):  # type: ignore[no-untyped-def]
+    frame = _frame(1)
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    repo.snapshot_data("t", path, key="id")
+    frame.loc[1000, "id"] = 9_999_999  # a new key in place of an old one, in the middle of a chunk
+    frame.loc[20_000, "f0"] = 0.5
+    frame.to_csv(path, index=False)
+    repo.snapshot_data("t", path, key="id")
+    pd.testing.assert_frame_equal(repo.read_table("t@v2"), frame)
+    stored = set(repo.store.iter_keys())
+    frame.loc[30_000, "id"] = frame.loc[10, "id"]  # now twice
+    frame.to_csv(path, index=False)
+    with pytest.raises(InvalidInput, match="duplicate"):
+        repo.snapshot_data("t", path, key="id")
+    assert set(repo.store.iter_keys()) == stored
+    assert [v.version for v in repo.log("t")] == [1, 2]
+
+
+def test_chunks_stored_without_line_hashes_are_parsed_whole_once(repo, tmp_path, counted, monkeypatch):  # type: ignore[no-untyped-def]
+    frame = _frame(2)
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    monkeypatch.setattr(linehash, "_linehash", None)  # as a version written before line hashes
+    first = repo.snapshot_data("t", path, key="id")
+    assert not any(c.lines for c in first.manifest.chunks)
+    monkeypatch.undo()
+    monkeypatch.setattr(ingest.lineedits, "edited", lineedits.edited)
+    for version, row in ((2, 100), (3, 200)):
+        frame.loc[[row, row + 20_000], "f1"] = 0.125
+        frame.to_csv(path, index=False)
+        repo.snapshot_data("t", path, key="id")
+        pd.testing.assert_frame_equal(repo.read_table(f"t@v{version}"), frame)
+
+
+_op = st.tuples(
+    st.sampled_from(["value", "text", "key", "duplicate", "insert", "delete"]),
+    st.integers(0, 10**9),
+)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    versions=st.lists(st.lists(_op, min_size=1, max_size=5), min_size=1, max_size=4), seed=st.integers(0, 99)
+)
+def test_every_version_reads_back_exactly_after_random_edits(tmp_path_factory, versions, seed):  # type: ignore[no-untyped-def]
+    """Values, number texts (1.5 and 1.50), keys (new, or another row's),
+    inserted and deleted rows, version after version: the snapshot equals the
+    file, or a duplicate is refused."""
+    root = tmp_path_factory.mktemp("edits")
+    settings_ = Settings.model_validate(
+        {"store": {"url": str(root / "store")}, "registry": {"url": f"sqlite:///{root / 'r.db'}"}}
+    )
+    repo = Repo(settings_).ensure_ready()
+    try:
+        rnd = random.Random(seed)
+        lines = [f"{5_000_000 + i},{rnd.random():.5f},{rnd.randint(0, 9)}" for i in range(30_000)]
+        path = root / "t.csv"
+        path.write_text("id,x,label\n" + "\n".join(lines) + "\n")
+        repo.snapshot_data("t", path, key="id")
+        for ops in versions:
+            for op, at in ops:
+                i = at % len(lines)
+                ident, x, label = lines[i].split(",")
+                if op == "value":
+                    lines[i] = f"{ident},{rnd.random():.5f},{label}"
+                elif op == "text":
+                    lines[i] = f"{ident},{x}0,{label}"  # the same number, written longer
+                elif op == "key":
+                    lines[i] = f"{9_000_000 + at % 100_000},{x},{label}"
+                elif op == "duplicate":
+                    lines[i] = f"{lines[(i + 7) % len(lines)].split(',')[0]},{x},{label}"
+                elif op == "insert":
+                    lines.insert(i, f"{8_000_000 + at % 100_000},{x},{label}")
+                else:
+                    del lines[i]
+            path.write_text("id,x,label\n" + "\n".join(lines) + "\n")
+            expected = pd.read_csv(path)
+            if expected["id"].duplicated().any():
+                with pytest.raises(InvalidInput, match="duplicate"):
+                    repo.snapshot_data("t", path, key="id")
+                return
+            snap = repo.snapshot_data("t", path, key="id")  # (the same rows again: the same version)
+            pd.testing.assert_frame_equal(repo.read_table(snap.version.ref), expected)
+    finally:
+        repo.close()
+
+
+PINNED_HASHES = [6200909138930955571, 10748066304021429506, 3089754268397895049]
+PINNED_KEYSUM = "d2f305ba150132d7e771dd8bee5eab64"

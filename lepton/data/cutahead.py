@@ -70,14 +70,15 @@ def cut_ahead(
     submit: Callable[[bytes | memoryview], Future],
     bound: Callable[[list[Future]], None],
     buffers: Any,
+    cut_by: str | None = None,
 ) -> Ahead:
     """Cut the stream from ``offset`` (a chunk start) to its end as the
-    ingest would, each chunk given to ``submit``; ``bound`` keeps the
-    chunks in flight bounded."""
+    ingest would (``cut_by``: see ingest.cut_rule), each chunk given to
+    ``submit``; ``bound`` keeps the chunks in flight bounded."""
     ahead = Ahead(offset)
     stream.seek(offset)
     try:
-        for _, raw in line_chunks(stream, None, header=header, seen=ahead.seen, buffers=buffers):
+        for _, raw in line_chunks(stream, cut_by, header=header, seen=ahead.seen, buffers=buffers):
             ahead.slots.append(submit(raw))
             bound(ahead.slots)
         ahead.complete = True

@@ -175,19 +175,22 @@ def _ingest(
     shows one. The file is hashed as it is read: a local file's key is kept
     if the file did not change meanwhile. ``head`` is used only for this
     same file, unchanged since it was opened, and closed once of no more use."""
-    cut = cutter(sep if labels is not None else None)
-    points = resume.points_of(record, cut, sep, key, len(previous.chunks)) if previous else []
     recorder = resume.Recorder()
     checked = time.time_ns()
     before = statecache.local_file(path) if location.is_local else None
-    if head is not None and not (points and before is not None and head.holds_for(path, before.stat)):
-        head.close()  # nothing to check with it: stop reading the file twice
-        head = None
     try:
         with location.fs.open(path, "rb") as opened:
             stream = pagecache.drop_behind(opened) if location.is_local else opened  # if cold
             header = stream.readline()
             recorder.header(header)
+            at = stream.tell()
+            cut_by = ingest.cut_rule(header, stream.readline(), sep, key, labels)
+            stream.seek(at)
+            cut = cutter(cut_by)
+            points = resume.points_of(record, cut, sep, key, len(previous.chunks)) if previous else []
+            if head is not None and not (points and before is not None and head.holds_for(path, before.stat)):
+                head.close()  # nothing to check with it: stop reading the file twice
+                head = None
             got = ingest.ingest_delimited(
                 store,
                 memo,
@@ -198,6 +201,7 @@ def _ingest(
                 progress=progress,
                 labels=labels,
                 header=header,
+                cut_by=cut_by,
                 recorder=recorder,
                 points=points,
                 head=head,

@@ -120,6 +120,7 @@ def ingest_delimited(
     progress: Callable[[int], None] | None = None,
     labels: LabelRule | None = None,
     header: bytes | None = None,
+    cut_by: str | None = None,
     recorder: resume.Recorder | None = None,
     points: Sequence[resume.Point] = (),
     head: HeadStart | None = None,
@@ -131,7 +132,8 @@ def ingest_delimited(
     previous version's chunks, and (if new) parsed, encoded and staged on a
     worker thread: hashing, parsing and Parquet encoding release the GIL.
 
-    ``header``: the header line, already read. ``recorder`` hashes the file
+    ``header``: the header line, already read; ``cut_by``: the separator
+    when cutting by first field (see cut_rule), else None. ``recorder`` hashes the file
     as it is consumed (lepton.data.resume); with the ``points`` of the
     previous version's record, the prefix they share is skipped and the
     previous version's chunks before it taken as they are, their checks
@@ -192,7 +194,7 @@ def ingest_delimited(
 
                     if head is not None and labels is None:  # (labels: counted as parsed, so never twice)
                         tail = _resume_cutting_ahead(
-                            job, pool, buffers, stream, points, recorder, head, reuse_up_to
+                            job, pool, buffers, stream, points, recorder, head, reuse_up_to, cut_by
                         )
                         slots.extend(tail)
                         at_end = bool(tail)
@@ -200,8 +202,6 @@ def ingest_delimited(
                         resume.skip_prefix(stream, points, recorder, reuse_up_to, head)
             if head is not None:
                 head.close()  # past the prefix: the rest is read as it is cut
-            # labelsets by first field: a relabel must not move boundaries (see linecuts)
-            cut_by = sep if labels is not None else None
             seen = recorder.piece if recorder is not None else None
             for first, raw in (
                 () if at_end else line_chunks(stream, cut_by, header=header, seen=seen, buffers=buffers)
@@ -238,6 +238,22 @@ def ingest_delimited(
     )
 
 
+def cut_rule(header: bytes, first: bytes, sep: str, key: str | None, labels: LabelRule | None) -> str | None:
+    """How a file's chunks are cut (lepton.data.linecuts): by first field
+    (``sep``) for labelsets, where a relabel must not move a boundary, and
+    for tables keyed by an integer first column (``first``: the first data
+    line), where no edit but a key's does (FastCDC moves one when an edit
+    falls in the 64 bytes before it), at ~2 ns a line instead of FastCDC's
+    ~0.3 s per GiB on the reading thread. Else FastCDC (None): text keys
+    may share their first bytes, and first fields need not differ at all."""
+    if labels is not None:
+        return sep
+    if key is None or chunkparse.names(header, sep)[:1] != [key]:
+        return None
+    value = first.split(sep.encode(), 1)[0].strip()
+    return sep if value.lstrip(b"-").isdigit() and len(value) <= 18 else None
+
+
 def _resume_cutting_ahead(
     job: _Job,
     pool: ThreadPoolExecutor,
@@ -247,6 +263,7 @@ def _resume_cutting_ahead(
     recorder: resume.Recorder,
     head: HeadStart,
     reuse_up_to: Callable[[int], None],
+    cut_by: str | None,
 ) -> list[Future]:
     """Resume with a head start: its states checked against the checkpoints
     on a helper thread while this one cuts from the last checkpoint on
@@ -258,7 +275,13 @@ def _resume_cutting_ahead(
         matching = check.submit(resume.match_with_head, points, head, reuse_up_to)
         try:
             ahead = cut_ahead(
-                stream, points[-1].offset, job.header, partial(_submit, pool, quiet, buffers), _bound, buffers
+                stream,
+                points[-1].offset,
+                job.header,
+                partial(_submit, pool, quiet, buffers),
+                _bound,
+                buffers,
+                cut_by,
             )
         finally:
             matched = matching.result()

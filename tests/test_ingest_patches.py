@@ -231,15 +231,15 @@ def test_edits_in_place_find_their_chunks_by_key_range_without_hashing_keys(repo
     """A chunk whose integer key range is one previous chunk's, with exactly
     its keys in order, takes that chunk's key sidecar: its keys are neither
     hashed nor sorted again."""
-    from lepton.data import ingest
+    from lepton.data import chunkwrite
 
     frame = _table()
     path = tmp_path / "t.csv"
     frame.to_csv(path, index=False)
     first = repo.snapshot_data("t", path, key="id")
     hashed: list[int] = []
-    real = ingest.key_hashes
-    monkeypatch.setattr(ingest, "key_hashes", lambda col: hashed.append(len(col)) or real(col))
+    real = chunkwrite.key_hashes
+    monkeypatch.setattr(chunkwrite, "key_hashes", lambda col: hashed.append(len(col)) or real(col))
     _edit(frame, np.random.default_rng(4), 0.001)
     frame.to_csv(path, index=False)
     snap = repo.snapshot_data("t", path, key="id")

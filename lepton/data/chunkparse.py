@@ -112,3 +112,19 @@ def memo_key(
         ),
     }
     return hashing.hash_bytes(canonical_json(doc), threads=False)
+
+
+def cut_rule(header: bytes, first: bytes, sep: str, key: str | None, labelled: bool) -> str | None:
+    """How a file's chunks are cut (lepton.data.linecuts): by first field
+    (``sep``) for labelsets (``labelled``), where a relabel must not move a
+    boundary, and for tables keyed by an integer first column (``first``:
+    the first data line), where no edit but a key's does (FastCDC moves one
+    when an edit falls in the 64 bytes before it), at ~2 ns a line instead
+    of FastCDC's ~0.3 s per GiB on the reading thread. Else FastCDC (None):
+    text keys may share their first bytes, and first fields need not differ."""
+    if labelled:
+        return sep
+    if key is None or names(header, sep)[:1] != [key]:
+        return None
+    value = first.split(sep.encode(), 1)[0].strip()
+    return sep if value.lstrip(b"-").isdigit() and len(value) <= 18 else None

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from lepton import pagecache
-from lepton.data import dupkeys, ingest, keyspan, resume, sidecars, statecache
+from lepton.data import chunkparse, dupkeys, ingest, keyspan, resume, sidecars, statecache
 from lepton.data.headstart import HeadStart
 from lepton.data.linecuts import cutter
 from lepton.data.tablefiles import check_table_file
@@ -184,7 +184,7 @@ def _ingest(
             header = stream.readline()
             recorder.header(header)
             at = stream.tell()
-            cut_by = ingest.cut_rule(header, stream.readline(), sep, key, labels)
+            cut_by = chunkparse.cut_rule(header, stream.readline(), sep, key, labels is not None)
             stream.seek(at)
             cut = cutter(cut_by)
             points = resume.points_of(record, cut, sep, key, len(previous.chunks)) if previous else []

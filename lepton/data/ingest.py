@@ -34,15 +34,14 @@ from typing import BinaryIO
 import numpy as np
 import pyarrow as pa
 
-from lepton import hashing
-from lepton.data import chunkparse, keyspan, lineedits, linehash, patches, resume, samekeys, sidecars
+from lepton.data import chunkparse, keyspan, lineedits, patches, resume, samekeys, sidecars
+from lepton.data.chunkwrite import lines_of
+from lepton.data.chunkwrite import parse_chunk as _parse_chunk  # (tests spy on it here)
 from lepton.data.cutahead import cut_ahead
 from lepton.data.dupkeys import has_duplicates
 from lepton.data.headstart import HeadStart
-from lepton.data.keyhash import key_hashes
 from lepton.data.labelrule import LabelRule
 from lepton.data.linecuts import BLOCK, MAX_BYTES, MIN_BYTES, TARGET_BYTES, Buffers, Fallback, line_chunks
-from lepton.data.parquet import parquet_buffer
 from lepton.manifest import Chunk, Column, Labelset, TableDataset
 from lepton.store.objects import ObjectStore
 from lepton.store.staging import Staging
@@ -133,7 +132,7 @@ def ingest_delimited(
     worker thread: hashing, parsing and Parquet encoding release the GIL.
 
     ``header``: the header line, already read; ``cut_by``: the separator
-    when cutting by first field (see cut_rule), else None. ``recorder`` hashes the file
+    when cutting by first field (chunkparse.cut_rule), else None. ``recorder`` hashes the file
     as it is consumed (lepton.data.resume); with the ``points`` of the
     previous version's record, the prefix they share is skipped and the
     previous version's chunks before it taken as they are, their checks
@@ -238,22 +237,6 @@ def ingest_delimited(
     )
 
 
-def cut_rule(header: bytes, first: bytes, sep: str, key: str | None, labels: LabelRule | None) -> str | None:
-    """How a file's chunks are cut (lepton.data.linecuts): by first field
-    (``sep``) for labelsets, where a relabel must not move a boundary, and
-    for tables keyed by an integer first column (``first``: the first data
-    line), where no edit but a key's does (FastCDC moves one when an edit
-    falls in the 64 bytes before it), at ~2 ns a line instead of FastCDC's
-    ~0.3 s per GiB on the reading thread. Else FastCDC (None): text keys
-    may share their first bytes, and first fields need not differ at all."""
-    if labels is not None:
-        return sep
-    if key is None or chunkparse.names(header, sep)[:1] != [key]:
-        return None
-    value = first.split(sep.encode(), 1)[0].strip()
-    return sep if value.lstrip(b"-").isdigit() and len(value) <= 18 else None
-
-
 def _resume_cutting_ahead(
     job: _Job,
     pool: ThreadPoolExecutor,
@@ -318,7 +301,7 @@ def _one_chunk(job: _Job, raw: memoryview) -> _Done:
     buf, n = raw.obj, len(raw)  # a view of the start of a bytearray: search it in place
     if buf.find(b'"', 0, n) != -1 and buf.count(b'"', 0, n) % 2:  # type: ignore[attr-defined]
         raise Fallback("a quoted value spans a chunk boundary")
-    lines = _lines(job, raw)
+    lines = lines_of(job, raw)
     hashes_of_lines = None if lines is None else lines.hashes
     memo_key = chunkparse.memo_key(job.header, raw, job.sep, job.types, job.key, hashes_of_lines)
     chunk = job.known.get(memo_key)
@@ -394,67 +377,3 @@ def _bound(slots: list[Future]) -> None:
     running = [s for s in slots[-4 * IN_FLIGHT :] if not s.done()]
     for fut in running[: max(0, len(running) - IN_FLIGHT)]:
         fut.result()
-
-
-def _lines(job: _Job, raw: bytes | memoryview) -> linehash.Lines | None:
-    """The raw chunk's line hashes, kept with what is stored of a keyed
-    table's chunk so that its next edits need not parse it (lineedits)."""
-    if job.key is None or job.labels is not None:
-        return None
-    return linehash.of(raw, job.sep, list(job.types).index(job.key))
-
-
-def _parse_chunk(
-    job: _Job, raw: bytes | memoryview, lines: linehash.Lines | None = None
-) -> tuple[Chunk, np.ndarray | None, keyspan.Span | None]:
-    table = chunkparse.parse_typed(raw, job.sep, job.types)
-    if job.key is None:
-        return Chunk(id=job.staging.put(parquet_buffer(table)), rows=table.num_rows), None, None
-    col = table.column(job.key)
-    if col.null_count:
-        raise Fallback("empty key")
-    span = keyspan.of_column(col) if job.labels is None else None
-    same = samekeys.same_keys(job.store, job.by_span, table, job.key, span)
-    if same is not None:  # a previous chunk's keys, in order: its key sidecar is this chunk's
-        candidate, chain, changed = same
-        hashes_of_lines = None if lines is None else lines.hashes
-        chunk = samekeys.patch_changed(
-            job.staging, table, candidate, chain, changed, candidate.keys, hashes_of_lines
-        )  # type: ignore[arg-type]
-        if chunk is None:
-            chunk = _whole(job, table, candidate.keys, lines)  # type: ignore[arg-type]
-        return chunk, None, span  # its key hashes: the candidate's, read if needed (sidecars)
-    hashes = np.sort(key_hashes(col))
-    sidecar = hashes.tobytes()
-    keys_id = hashing.hash_bytes(sidecar, threads=False)
-    if keys_id not in job.by_keys:  # else a previous chunk's keys: stored already, not staged again
-        job.staging.put(sidecar)  # staged: visible only if the whole table is valid
-    if job.labels is not None:
-        job.labels.check_keys(hashes, keys_id)
-        counts = job.labels.count(table)
-    chunk = _as_patch(job, table, keys_id, lines)
-    if chunk is None:
-        chunk = _whole(job, table, keys_id, lines)
-    if job.labels is not None:
-        job.labels.add(counts)
-    return chunk, hashes, span
-
-
-def _whole(job: _Job, table: pa.Table, keys_id: str, lines: linehash.Lines | None) -> Chunk:
-    """The chunk stored whole, with its key sidecar's id and its line sidecar."""
-    lines_id = None
-    if lines is not None and len(lines) == table.num_rows:
-        lines_id = job.staging.put(linehash.sidecar(lines))
-    return Chunk(id=job.staging.put(parquet_buffer(table)), rows=table.num_rows, keys=keys_id, lines=lines_id)
-
-
-def _as_patch(job: _Job, table: pa.Table, keys_id: str, lines: linehash.Lines | None) -> Chunk | None:
-    """The chunk as a patch over the previous version's chunk with the same
-    keys (or below it: lepton.data.patches), when the keys are in the same
-    order and few rows differ."""
-    candidate = job.by_keys.get(keys_id)
-    if candidate is None:
-        return None
-    chain = patches.read_chain(job.store, candidate)
-    hashes_of_lines = None if lines is None or len(lines) != table.num_rows else lines.hashes
-    return samekeys.patch(job.staging, table, job.key, candidate, chain, keys_id, hashes_of_lines)  # type: ignore[arg-type]

@@ -42,6 +42,7 @@ def test_compiled_cuts_equal_numpys(case: tuple[bytearray, int, int, bool, str |
     want_ends, want_bounds = linecuts.numpy_cuts(buf, base, end, eof, sep, avg)
     assert ends.tolist() == want_ends.tolist()
     assert bounds.tolist() == want_bounds.tolist()
+    assert linecuts.first_field_boundaries(buf, base, end, eof, sep, avg).tolist() == want_bounds.tolist()
 
 
 def test_labels_like_lines_cut_alike_at_scale() -> None:
@@ -53,4 +54,5 @@ def test_labels_like_lines_cut_alike_at_scale() -> None:
     ends, bounds = linecuts.first_field_cuts(buf, 0, len(text), True, ",")
     want_ends, want_bounds = linecuts.numpy_cuts(buf, 0, len(text), True, ",")
     assert np.array_equal(ends, want_ends) and np.array_equal(bounds, want_bounds)
+    assert np.array_equal(linecuts.first_field_boundaries(buf, 0, len(text), True, ","), want_bounds)
     assert len(bounds) > 0

@@ -6,6 +6,7 @@ whatever was edited (values, keys, a key made a duplicate, a number's text)."""
 from __future__ import annotations
 
 import random
+import time
 
 import numpy as np
 import pandas as pd
@@ -202,3 +203,26 @@ def test_every_version_reads_back_exactly_after_random_edits(tmp_path_factory, v
 
 PINNED_HASHES = [6200909138930955571, 10748066304021429506, 3089754268397895049]
 PINNED_KEYSUM = "d2f305ba150132d7e771dd8bee5eab64"
+
+
+def test_the_kept_line_hashes_are_read_ahead_only_once_an_edit_shows_up(repo, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    asked: list[list[str]] = []
+    monkeypatch.setattr(type(repo.store), "prefetch", lambda self, keys: asked.append(list(keys)))
+    frame = _frame(4)
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    repo.snapshot_data("t", path, key="id")
+    more = _frame(5, 2000).assign(id=lambda f: f["id"] + N)  # appended rows, larger ids
+    frame = pd.concat([frame, more], ignore_index=True)
+    frame.to_csv(path, index=False)
+    second = repo.snapshot_data("t", path, key="id")
+    assert asked == [], "an append read the kept line hashes ahead"
+    frame.loc[[5, 25_000], "f0"] = 0.75
+    frame.to_csv(path, index=False)
+    repo.snapshot_data("t", path, key="id")
+    for _ in range(100):  # (a background thread)
+        if asked:
+            break
+        time.sleep(0.01)
+    assert len(asked) == 1
+    assert {c.lines for c in second.manifest.chunks} <= set(asked[0])

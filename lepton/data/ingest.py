@@ -97,6 +97,7 @@ class _Job:
     defer: bool = False  # reused chunks' key sidecars read only if the new keys need them (keyspan)
     ahead: dict[str, _Done] = field(default_factory=dict)  # chunks parsed when cut ahead, by memo key
     by_span: dict[keyspan.Span, Chunk] = field(default_factory=dict)  # previous chunks by key span (defer)
+    read_ahead: lineedits.ReadAhead | None = None  # what edits in place compare with, read ahead
 
 
 @dataclass
@@ -171,12 +172,11 @@ def ingest_delimited(
             progress,
             defer,
             by_span=by_span,
+            read_ahead=lineedits.ReadAhead(store, by_span.values()) if by_span else None,
         )
 
     try:
         with ThreadPoolExecutor(PARSE_WORKERS) as pool, ThreadPoolExecutor(SIDECAR_READS) as reads:
-            if by_span:  # what edits in place will compare with: read ahead (lineedits)
-                reads.submit(store.prefetch, lineedits.kept_objects(by_span.values()))
             buffers = Buffers(IN_FLIGHT + PARSE_WORKERS + 2)
             if points and previous is not None and header is not None and recorder is not None:
                 if types is not None and list(types) == chunkparse.names(
@@ -314,7 +314,7 @@ def _one_chunk(job: _Job, raw: memoryview) -> _Done:
         fast = None
         if lines is not None and job.by_span:
             fast = lineedits.edited(
-                job.store, job.staging, job.by_span, raw, lines, job.sep, job.types, job.key
+                job.store, job.staging, job.by_span, raw, lines, job.sep, job.types, job.key, job.read_ahead
             )  # type: ignore[arg-type]
         if fast is not None:
             chunk, span, parsed = fast

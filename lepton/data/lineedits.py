@@ -15,6 +15,7 @@ both are the previous chunk's (every entry of a chain has its base's keys).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -76,6 +77,27 @@ def kept_objects(entries: Iterable[Chunk]) -> list[str]:
     return out
 
 
+class ReadAhead:
+    """Has the kernel read the previous chunks' kept line hashes (their line
+    sidecars and patches) in the background, from the first edit in place
+    on: a version that only appends rows never reads them."""
+
+    def __init__(self, store: ObjectStore, entries: Iterable[Chunk]) -> None:
+        self.store, self.entries = store, list(entries)
+        self._lock = threading.Lock()
+        self._started = False
+
+    def start(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        objects = kept_objects(self.entries)
+        threading.Thread(
+            target=self.store.prefetch, args=(objects,), name="lepton-read-ahead", daemon=True
+        ).start()
+
+
 def edited(
     store: ObjectStore,
     staging: Staging,
@@ -85,6 +107,7 @@ def edited(
     sep: str,
     types: dict[str, pa.DataType],
     key: str,
+    read_ahead: ReadAhead | None = None,
 ) -> tuple[Chunk, keyspan.Span, int] | None:
     """The raw chunk (whose ``lines`` are known) as a patch over the
     previous version's chunk it edits in place, staged: the entry, its key
@@ -94,6 +117,8 @@ def edited(
     candidate = by_span.get(span) if span is not None else None
     if candidate is None or candidate.rows != len(lines):
         return None
+    if read_ahead is not None:
+        read_ahead.start()
     before = kept(store, candidate)
     if before is None or before.keysum != lines.keysum:
         return None

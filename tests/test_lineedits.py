@@ -226,3 +226,20 @@ def test_the_kept_line_hashes_are_read_ahead_only_once_an_edit_shows_up(repo, tm
         time.sleep(0.01)
     assert len(asked) == 1
     assert {c.lines for c in second.manifest.chunks} <= set(asked[0])
+
+
+def test_a_renamed_or_retyped_column_is_not_patched_over_the_old_schema(repo, tmp_path, counted):  # type: ignore[no-untyped-def]
+    frame = _frame(6)
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    repo.snapshot_data("t", path, key="id")
+    renamed = frame.rename(columns={"f1": "g1"})  # every line as it was: only the header differs
+    renamed.to_csv(path, index=False)
+    snap = repo.snapshot_data("t", path, key="id")
+    pd.testing.assert_frame_equal(repo.read_table(snap.version.ref), renamed)
+    retyped = renamed.assign(label=renamed["label"].astype(float))
+    retyped.loc[7, "label"] = 2.5  # the label column becomes floating point
+    retyped.to_csv(path, index=False)
+    snap = repo.snapshot_data("t", path, key="id")
+    pd.testing.assert_frame_equal(repo.read_table(snap.version.ref), retyped)
+    assert counted["chunks"] == 0

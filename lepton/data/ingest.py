@@ -98,6 +98,7 @@ class _Job:
     ahead: dict[str, _Done] = field(default_factory=dict)  # chunks parsed when cut ahead, by memo key
     by_span: dict[keyspan.Span, Chunk] = field(default_factory=dict)  # previous chunks by key span (defer)
     read_ahead: lineedits.ReadAhead | None = None  # what edits in place compare with, read ahead
+    same_columns: bool = False  # the previous version's columns and types: its chunks' schema
 
 
 @dataclass
@@ -173,6 +174,8 @@ def ingest_delimited(
             defer,
             by_span=by_span,
             read_ahead=lineedits.ReadAhead(store, by_span.values()) if by_span else None,
+            same_columns=previous is not None
+            and [(c.name, c.type) for c in previous.columns] == [(n, str(t)) for n, t in types.items()],
         )
 
     try:
@@ -312,7 +315,7 @@ def _one_chunk(job: _Job, raw: memoryview) -> _Done:
         chunk = done.chunk
     else:
         fast = None
-        if lines is not None and job.by_span:
+        if lines is not None and job.by_span and job.same_columns:  # (a patch takes its base's schema)
             fast = lineedits.edited(
                 job.store, job.staging, job.by_span, raw, lines, job.sep, job.types, job.key, job.read_ahead
             )  # type: ignore[arg-type]

@@ -59,11 +59,16 @@ def test_a_cold_file_is_read_whole_and_leaves_the_cache_behind(tmp_path):  # typ
     """All but the last LAG bytes read leave the cache: reading those again
     after a short step back (as a resumed ingest does) finds them there."""
     path, data = _file(tmp_path)
-    _evict(path)
-    assert not any(_pages_cached(path))
-    with open(path, "rb") as f:
+    for _ in range(3):  # under load the kernel has been seen to bring the first page back in between
+        _evict(path)
+        assert not any(_pages_cached(path))
+        f = open(path, "rb")  # noqa: SIM115 - closed below, or at once when retried
         stream = pagecache.drop_behind(f)
-        assert isinstance(stream, pagecache.DropBehind)
+        if isinstance(stream, pagecache.DropBehind):
+            break
+        f.close()
+    assert isinstance(stream, pagecache.DropBehind)
+    with f:
         buf = bytearray(5 << 20)
         got = bytearray(stream.read(1000))
         while n := stream.readinto(buf):

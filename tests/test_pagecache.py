@@ -6,7 +6,10 @@ for a page that is not there."""
 
 from __future__ import annotations
 
+import ctypes
+import mmap
 import os
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +18,7 @@ import pytest
 from lepton import pagecache
 from lepton.config import Settings
 from lepton.data.headstart import HeadStart
+from lepton.pagecache import PAGE
 from lepton.repo import Repo
 
 SIZE = 24 << 20
@@ -27,23 +31,51 @@ def _small_lag(monkeypatch):  # type: ignore[no-untyped-def]
 
 
 def _evict(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-        pagecache.drop(f.fileno(), 0, 0)  # 0 bytes: to the end
+    """The file out of the page cache. DONTNEED leaves a page that is still
+    held (by write-back just done, or on the other core's way to the LRU
+    lists): under load a few stay now and then, so it is asked again."""
+    for _ in range(20):
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+            pagecache.drop(f.fileno(), 0, 0)  # 0 bytes: to the end
+        if not any(_pages_cached(path)):
+            return
+        time.sleep(0.05)
 
 
 def _pages_cached(path: Path) -> list[bool]:
-    """Whether each MiB's first page is in the page cache."""
+    """Whether each MiB's first page is in the page cache: mincore(2) on a
+    mapping of the file that is never touched. (A 1-byte RWF_NOWAIT read
+    that misses may start readahead on some kernels, 6.18 here: probing
+    every MiB then brought the pages it asked about into the cache.)"""
+    size = path.stat().st_size
+    if not size:
+        return []
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_long,
+    ]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
     fd = os.open(path, os.O_RDONLY)
     try:
-        out = []
-        for at in range(0, os.fstat(fd).st_size, 1 << 20):
-            try:
-                os.preadv(fd, [bytearray(1)], at, os.RWF_NOWAIT)
-                out.append(True)
-            except BlockingIOError:
-                out.append(False)
-        return out
+        addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        if addr in (None, ctypes.c_void_p(-1).value):
+            raise OSError(ctypes.get_errno(), "mmap")
+        try:
+            pages = (size + PAGE - 1) // PAGE
+            vec = ctypes.create_string_buffer(pages)
+            if libc.mincore(addr, size, vec) != 0:
+                raise OSError(ctypes.get_errno(), "mincore")
+            return [bool(vec.raw[at // PAGE] & 1) for at in range(0, size, 1 << 20)]
+        finally:
+            libc.munmap(addr, size)
     finally:
         os.close(fd)
 
@@ -55,9 +87,32 @@ def _file(tmp_path: Path) -> tuple[Path, bytes]:
     return path, data
 
 
-def test_a_cold_file_is_read_whole_and_leaves_the_cache_behind(tmp_path):  # type: ignore[no-untyped-def]
+def _spans(calls: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The byte ranges ``drop`` was asked for, merged."""
+    out: list[tuple[int, int]] = []
+    for offset, length in sorted(calls):
+        if out and offset <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], offset + length))
+        else:
+            out.append((offset, offset + length))
+    return out
+
+
+def test_a_cold_file_is_read_whole_and_leaves_the_cache_behind(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     """All but the last LAG bytes read leave the cache: reading those again
-    after a short step back (as a resumed ingest does) finds them there."""
+    after a short step back (as a resumed ingest does) finds them there.
+
+    What is asked of the kernel is checked exactly (the ranges dropped);
+    what it did, loosely: DONTNEED is a hint, and a page still held (by
+    the I/O path, or on the other core's way to the LRU lists) stays, which
+    under load happens to a few (seen in CI runs)."""
+    calls: list[tuple[int, int]] = []
+    real = pagecache.drop
+    monkeypatch.setattr(
+        pagecache,
+        "drop",
+        lambda fd, offset, length: (calls.append((offset, length)), real(fd, offset, length)),
+    )
     path, data = _file(tmp_path)
     for _ in range(3):  # under load the kernel has been seen to bring the first page back in between
         _evict(path)
@@ -68,23 +123,32 @@ def test_a_cold_file_is_read_whole_and_leaves_the_cache_behind(tmp_path):  # typ
             break
         f.close()
     assert isinstance(stream, pagecache.DropBehind)
+    behind = SIZE - LAG
+    before = range(0, behind, 1 << 20)
     with f:
         buf = bytearray(5 << 20)
         got = bytearray(stream.read(1000))
         while n := stream.readinto(buf):
             got += buf[:n]
+            assert all(o + n_ <= stream.tell() - LAG for o, n_ in calls), "dropped what was not LAG behind"
         assert stream.tell() == SIZE  # anything else goes to the file
         assert bytes(got) == data
-        behind = SIZE - LAG
-        assert _pages_cached(path) == [at >= behind for at in range(0, SIZE, 1 << 20)]
+        assert _spans(calls) == [(0, behind)]
+        cached = _pages_cached(path)
+        assert cached[len(before) :] == [True] * (LAG >> 20)
+        assert sum(cached[: len(before)]) < len(before) // 2, cached
+        calls.clear()
         stream.seek(behind)
         assert stream.read() == data[behind:]
+        assert _spans(calls) == [(behind - LAG, behind)]
         assert _pages_cached(path)[-(LAG >> 20) :] == [True] * (LAG >> 20)
         _evict(path)
+        calls.clear()
         stream.seek(0)  # back to the start after reading near the end, as a failed resume does
         while stream.readinto(buf):
             pass
-        assert _pages_cached(path) == [at >= behind for at in range(0, SIZE, 1 << 20)]
+        assert _spans(calls) == [(0, behind)]  # dropped again as it is read
+        assert sum(_pages_cached(path)[: len(before)]) < len(before) // 2
 
 
 def test_a_cached_file_is_read_as_it_is_and_stays_cached(tmp_path):  # type: ignore[no-untyped-def]
@@ -111,24 +175,44 @@ def test_the_head_start_reads_a_cold_file_out_of_the_cache_and_a_cached_one_in_i
     assert all(_pages_cached(path))
 
 
-def test_a_first_snapshot_of_a_cold_file_leaves_it_out_of_the_cache(tmp_path):  # type: ignore[no-untyped-def]
+def test_a_first_snapshot_of_a_cold_file_leaves_it_out_of_the_cache(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """Asked of the kernel, exactly: every byte of the source but the last
+    LAG dropped behind the reading; done by it, loosely (see _evict)."""
     frame = pd.DataFrame({"id": range(800_000), "x": [i / 7 for i in range(800_000)]})
     source = tmp_path / "t.csv"
     frame.to_csv(source, index=False)
+    asked: list[tuple[int, int]] = []
+    real = pagecache.drop
+
+    def drop(fd: int, offset: int, length: int) -> None:
+        if os.path.samefile(f"/proc/self/fd/{fd}", source):
+            asked.append((offset, length))
+        real(fd, offset, length)
+
     _evict(source)
+    monkeypatch.setattr(pagecache, "drop", drop)
     registry = f"sqlite:///{tmp_path / 'r.db'}"
     settings = {"store": {"url": str(tmp_path / "store")}, "registry": {"url": registry}}
     repo = Repo(Settings.model_validate(settings)).ensure_ready()
     try:
         snap = repo.snapshot_data("t", source, key="id")
+        size = source.stat().st_size
+        spans = _spans(asked)
+        assert len(spans) == 1 and spans[0][0] == 0 and size - LAG - PAGE < spans[0][1] <= size - LAG, (
+            spans,
+            size,
+        )
         cached = _pages_cached(source)
-        assert len(cached) > 2 * (LAG >> 20) and not any(cached[: -(LAG >> 20) - 1])
+        assert (
+            len(cached) > 2 * (LAG >> 20)
+            and sum(cached[: -(LAG >> 20) - 1]) < len(cached[: -(LAG >> 20) - 1]) // 2
+        )
         pd.testing.assert_frame_equal(repo.read_table(snap.version.ref), frame)
     finally:
         repo.close()
 
 
-def test_staged_objects_leave_the_cache_once_written_and_publish_whole(tmp_path):  # type: ignore[no-untyped-def]
+def test_staged_objects_leave_the_cache_once_written_and_publish_whole(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     """Each staged object is written back and dropped from the page cache
     once BEHIND newer ones are staged (a first import then reuses the same
     pages, not 1 GB of new ones); publishing still makes every one visible,
@@ -136,17 +220,24 @@ def test_staged_objects_leave_the_cache_once_written_and_publish_whole(tmp_path)
     from lepton.store import ObjectStore, open_location
     from lepton.store import staging as staging_mod
 
+    dropped: list[str] = []
+    real = staging_mod._out_of_cache  # noqa: SLF001
+    monkeypatch.setattr(
+        staging_mod, "_out_of_cache", lambda path, sync: (dropped.append(path), real(path, sync))
+    )
     store = ObjectStore(open_location(str(tmp_path / "store")))
     staging = staging_mod.Staging(store)
     blobs = [os.urandom(256 << 10) for _ in range(staging_mod.BEHIND + 24)]
     keys = [staging.put(b) for b in blobs]
     paths = [staging.paths[k] for k in keys]
+    assert dropped == paths[:24], "each file once BEHIND newer ones were staged, oldest first"
     cached = [_pages_cached(Path(p))[0] for p in paths]
     assert cached[24:] == [True] * staging_mod.BEHIND
     # The kernel drops a page only once nothing holds it: right after its
-    # write-back completes, the I/O path may still, so the newest of the
-    # dropped files can stay cached now and then (seen on CI: index 23 of
-    # 24). The drop is a hint; nearly all must have gone.
-    assert sum(cached[:24]) <= 2, cached
+    # write-back, the I/O path or the other core's batch of pages on their
+    # way to the LRU lists may still, so under load some of the dropped
+    # files stay cached (seen on CI: 1, and once 10, of 24). A hint, but
+    # one the kernel takes.
+    assert sum(cached[:24]) < 24, cached
     staging.publish()
     assert [store.read_bytes(k) for k in keys] == blobs

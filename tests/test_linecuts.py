@@ -1,10 +1,12 @@
 """The first-field cut rule compiled (lepton/data/_linecuts.c) decides every
-line exactly as the numpy version does: the same line ends, the same
-boundaries, whatever lies in the buffer past the data."""
+line exactly as the numpy version does: the same boundaries, whatever lies
+in the buffer past the data; and a chunk with no boundary in reach ends
+where the line ends say it must."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,11 +40,43 @@ def test_the_compiled_cuts_are_built() -> None:
 @given(_buffers())
 def test_compiled_cuts_equal_numpys(case: tuple[bytearray, int, int, bool, str | None, int]) -> None:
     buf, base, end, eof, sep, avg = case
-    ends, bounds = linecuts.first_field_cuts(buf, base, end, eof, sep, avg)
     want_ends, want_bounds = linecuts.numpy_cuts(buf, base, end, eof, sep, avg)
-    assert ends.tolist() == want_ends.tolist()
-    assert bounds.tolist() == want_bounds.tolist()
     assert linecuts.first_field_boundaries(buf, base, end, eof, sep, avg).tolist() == want_bounds.tolist()
+
+
+def _cut_by_ends(ends: np.ndarray, bounds: np.ndarray, pos: int) -> int | None:
+    """_Lines.cut from every line end, as it was computed before it searched the buffer."""
+    i = int(np.searchsorted(bounds, pos + linecuts.MIN_BYTES))
+    if i < len(bounds) and bounds[i] - pos <= linecuts.CDC_MAX:
+        return int(bounds[i])
+    j = int(np.searchsorted(ends, pos + linecuts.CDC_MAX, side="right")) - 1
+    if j >= 0 and ends[j] > pos:
+        return int(ends[j])
+    k = int(np.searchsorted(ends, pos, side="right"))
+    return int(ends[k]) if k < len(ends) else None
+
+
+@settings(max_examples=400, deadline=None)
+@given(_buffers(), st.sampled_from([(2, 8), (8, 40), (64, 400)]))
+def test_a_chunk_ends_where_the_line_ends_say(case, sizes) -> None:  # type: ignore[no-untyped-def]
+    """Small MIN_BYTES and CDC_MAX, so that cuts often find no boundary in reach."""
+    buf, base, end, eof, sep, avg = case
+    ends, bounds = linecuts.numpy_cuts(buf, base, end, eof, sep, avg)
+    lo, hi = sizes
+    old = linecuts.MIN_BYTES, linecuts.CDC_MAX
+    linecuts.MIN_BYTES, linecuts.CDC_MAX = lo, hi
+    try:
+        lines = linecuts._Lines(buf, base, end, eof, sep)  # noqa: SLF001
+        lines.boundaries = bounds  # the same boundaries, with or without the extension
+        for pos in [base, *ends.tolist()[:-1]]:
+            want = _cut_by_ends(ends, bounds, pos)
+            if want is None:
+                with pytest.raises(linecuts.Fallback):
+                    lines.cut(pos)
+            else:
+                assert lines.cut(pos) == want, pos
+    finally:
+        linecuts.MIN_BYTES, linecuts.CDC_MAX = old
 
 
 def test_labels_like_lines_cut_alike_at_scale() -> None:
@@ -51,8 +85,7 @@ def test_labels_like_lines_cut_alike_at_scale() -> None:
     ids = rng.permutation(10**7)[:200_000] + 10**7
     text = "".join(f"{i},{rng.integers(0, 10)}\n" for i in ids.tolist()).encode()
     buf = bytearray(text + b"stale")
-    ends, bounds = linecuts.first_field_cuts(buf, 0, len(text), True, ",")
-    want_ends, want_bounds = linecuts.numpy_cuts(buf, 0, len(text), True, ",")
-    assert np.array_equal(ends, want_ends) and np.array_equal(bounds, want_bounds)
-    assert np.array_equal(linecuts.first_field_boundaries(buf, 0, len(text), True, ","), want_bounds)
+    bounds = linecuts.first_field_boundaries(buf, 0, len(text), True, ",")
+    _, want_bounds = linecuts.numpy_cuts(buf, 0, len(text), True, ",")
+    assert np.array_equal(bounds, want_bounds)
     assert len(bounds) > 0

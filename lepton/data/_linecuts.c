@@ -70,77 +70,23 @@ static inline int may_cut(const unsigned char *data, Py_ssize_t s, Py_ssize_t e,
     return line_hash(data, s, e, sep) < (uint64_t)length * per_byte;
 }
 
-/* Both functions' arguments: (buf, base, end, eof, sep, avg, per_byte),
- * checked; 0 with an exception set (and no buffer held) where they are bad. */
-typedef struct {
+/* boundaries(buf, base, end, eof, sep, avg, per_byte) -> the exclusive
+ * ends of the lines of buf[base:end] (with eof, the last line without its
+ * newline too) after which a chunk may end, as bytes of native int64.
+ * sep: -1 for none. All of it without the GIL, and no array of every line
+ * end (~5 MB a 64 MiB block, fresh memory each time). */
+static PyObject *boundaries(PyObject *self, PyObject *args) {
+    (void)self;
     Py_buffer view;
     Py_ssize_t base, end, avg;
     int eof, sep;
     unsigned long long per_byte;
-} Args;
-
-static int parse_args(PyObject *args, Args *a, const char *name) {
-    if (!PyArg_ParseTuple(args, "y*nnpinK", &a->view, &a->base, &a->end, &a->eof, &a->sep, &a->avg, &a->per_byte))
-        return 0;
-    if (a->base < 0 || a->end < a->base || a->end > a->view.len || a->sep > 255 || a->avg <= 0) {
-        PyErr_Format(PyExc_ValueError, "%s: bad range or arguments", name);
-        PyBuffer_Release(&a->view);
-        return 0;
+    if (!PyArg_ParseTuple(args, "y*nnpinK", &view, &base, &end, &eof, &sep, &avg, &per_byte)) return NULL;
+    if (base < 0 || end < base || end > view.len || sep > 255 || avg <= 0) {
+        PyErr_SetString(PyExc_ValueError, "boundaries: bad range or arguments");
+        PyBuffer_Release(&view);
+        return NULL;
     }
-    return 1;
-}
-
-/* cuts(buf, base, end, eof, sep, avg, per_byte) -> (ends, boundaries): the
- * exclusive ends of the lines of buf[base:end] (with eof, the last line
- * without its newline too) and those after which a chunk may end, as bytes
- * of native int64. sep: -1 for none. */
-static PyObject *cuts(PyObject *self, PyObject *args) {
-    (void)self;
-    Args a;
-    if (!parse_args(args, &a, "cuts")) return NULL;
-    Py_buffer view = a.view;
-    Py_ssize_t base = a.base, end = a.end, avg = a.avg;
-    int eof = a.eof, sep = a.sep;
-    unsigned long long per_byte = a.per_byte;
-    PyObject *ends_obj = NULL, *bounds_obj = NULL, *result = NULL;
-    const unsigned char *data = view.buf;
-    Py_ssize_t count = 0;
-    for (const unsigned char *q = data + base; (q = memchr(q, '\n', (size_t)(data + end - q))) != NULL; q++)
-        count++;
-    Py_ssize_t cap = count + 1;
-    ends_obj = PyBytes_FromStringAndSize(NULL, cap * 8);
-    bounds_obj = PyBytes_FromStringAndSize(NULL, cap * 8);
-    if (ends_obj == NULL || bounds_obj == NULL) goto done;
-    int64_t *ends = (int64_t *)PyBytes_AS_STRING(ends_obj), *bounds = (int64_t *)PyBytes_AS_STRING(bounds_obj);
-    Py_ssize_t n = 0, b = 0;
-    Py_BEGIN_ALLOW_THREADS
-    Py_ssize_t e;
-    for (Py_ssize_t s = base; s < end && (e = line_end(data, s, end, eof)) >= 0; s = e) {
-        ends[n++] = e;
-        if (may_cut(data, s, e, sep, avg, per_byte)) bounds[b++] = e;
-    }
-    Py_END_ALLOW_THREADS
-    if (_PyBytes_Resize(&ends_obj, n * 8) < 0 || _PyBytes_Resize(&bounds_obj, b * 8) < 0) goto done;
-    result = PyTuple_Pack(2, ends_obj, bounds_obj);
-done:
-    Py_XDECREF(ends_obj);
-    Py_XDECREF(bounds_obj);
-    PyBuffer_Release(&view);
-    return result;
-}
-
-/* boundaries(buf, base, end, eof, sep, avg, per_byte) -> the line ends of
- * buf[base:end] after which a chunk may end (cuts' second array), as bytes
- * of native int64; all of it without the GIL, and no array of every line
- * end (~5 MB a 64 MiB block, fresh memory each time). */
-static PyObject *boundaries(PyObject *self, PyObject *args) {
-    (void)self;
-    Args a;
-    if (!parse_args(args, &a, "boundaries")) return NULL;
-    Py_buffer view = a.view;
-    Py_ssize_t base = a.base, end = a.end, avg = a.avg;
-    int eof = a.eof, sep = a.sep;
-    unsigned long long per_byte = a.per_byte;
     PyObject *result = NULL;
     const unsigned char *data = view.buf;
     int64_t *out = NULL;
@@ -194,8 +140,6 @@ static PyObject *copy(PyObject *self, PyObject *args) {
 }
 
 static PyMethodDef methods[] = {
-    {"cuts", cuts, METH_VARARGS,
-     "cuts(buf, base, end, eof, sep, avg, per_byte) -> (ends, boundaries) as int64 bytes"},
     {"boundaries", boundaries, METH_VARARGS,
      "boundaries(buf, base, end, eof, sep, avg, per_byte) -> boundaries as int64 bytes"},
     {"copy", copy, METH_VARARGS, "copy(dst, src): src's bytes to the start of dst, without the GIL"},

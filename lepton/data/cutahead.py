@@ -73,7 +73,7 @@ def cut_ahead(
     cut_by: str | None = None,
 ) -> Ahead:
     """Cut the stream from ``offset`` (a chunk start) to its end as the
-    ingest would (``cut_by``: see ingest.cut_rule), each chunk given to
+    ingest would (``cut_by``: see chunkparse.cut_rule), each chunk given to
     ``submit``; ``bound`` keeps the chunks in flight bounded."""
     ahead = Ahead(offset)
     stream.seek(offset)

@@ -174,8 +174,7 @@ def ingest_delimited(
             defer,
             by_span=by_span,
             read_ahead=lineedits.ReadAhead(store, by_span.values()) if by_span else None,
-            same_columns=previous is not None
-            and [(c.name, c.type) for c in previous.columns] == [(n, str(t)) for n, t in types.items()],
+            same_columns=previous is not None and previous.columns == _columns(types),
         )
 
     try:
@@ -233,11 +232,15 @@ def ingest_delimited(
         memo.memo_put_many([(d.memo_key, d.chunk.id) for d in done if d.memo_key], "csvchunk")
     finally:
         staging.discard()
-    columns = tuple(Column(name=n, type=str(t)) for n, t in job.types.items())
+    columns = _columns(job.types)
     classes = {k: int(v) for k, v in sorted(labels.classes.items())} if labels else None
     return Ingested(
         columns, tuple(chunks), sum(c.rows for c in chunks), sum(d.parsed for d in done), classes, new_spans
     )
+
+
+def _columns(types: dict[str, pa.DataType]) -> tuple[Column, ...]:
+    return tuple(Column(name=n, type=str(t)) for n, t in types.items())
 
 
 def _resume_cutting_ahead(

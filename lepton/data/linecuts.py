@@ -211,31 +211,22 @@ class _Lines:
 def first_field_boundaries(
     buf: bytearray, base: int, end: int, eof: bool, sep: str | None, avg: int = AVG_BYTES
 ) -> np.ndarray:
-    """first_field_cuts' boundaries alone: compiled, without the GIL and
-    without the array of every line end (~5 MB a 64 MiB block)."""
+    """The exclusive ends of the lines of buf[base:end] (with ``eof``, the
+    last line without its newline too) after which a chunk may end:
+    compiled (lepton/data/_linecuts.c, ~10x faster on short lines, without
+    the GIL and without an array of every line end: ~5 MB a 64 MiB block),
+    else numpy_cuts. ``avg``: bytes between boundaries on average."""
     if _linecuts is None:
         return numpy_cuts(buf, base, end, eof, sep, avg)[1]
     got = _linecuts.boundaries(buf, base, end, eof, ord(sep) if sep else -1, avg, 2**64 // avg)
     return np.frombuffer(got, dtype=np.int64)
 
 
-def first_field_cuts(
-    buf: bytearray, base: int, end: int, eof: bool, sep: str | None, avg: int = AVG_BYTES
-) -> tuple[np.ndarray, np.ndarray]:
-    """The exclusive ends of the lines of buf[base:end] (with ``eof``, the
-    last line without its newline too), and those after which a chunk may
-    end: compiled (lepton/data/_linecuts.c, ~10x faster on short lines),
-    else numpy_cuts. ``avg``: bytes between boundaries on average."""
-    if _linecuts is None:
-        return numpy_cuts(buf, base, end, eof, sep, avg)
-    ends, bounds = _linecuts.cuts(buf, base, end, eof, ord(sep) if sep else -1, avg, 2**64 // avg)
-    return np.frombuffer(ends, dtype=np.int64), np.frombuffer(bounds, dtype=np.int64)
-
-
 def numpy_cuts(
     buf: bytearray, base: int, end: int, eof: bool, sep: str | None, avg: int = AVG_BYTES
 ) -> tuple[np.ndarray, np.ndarray]:
-    """first_field_cuts in numpy (where the extension was not built)."""
+    """Every line end of buf[base:end], and first_field_boundaries, in numpy
+    (where the extension was not built)."""
     data = np.frombuffer(buf, dtype=np.uint8, count=end)
     ends = np.flatnonzero(data[base:end] == 10) + (base + 1)  # exclusive ends of whole lines
     if eof and (not len(ends) or ends[-1] != end):

@@ -20,6 +20,7 @@ from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from lepton.data.keyhash import words_of
 from lepton.data.linehash import LINE
@@ -154,8 +155,6 @@ def patch_rows(rows: pa.Table, positions: np.ndarray, lines: np.ndarray | None =
 
 def patch_lines(data: bytes | pa.Buffer) -> tuple[np.ndarray, np.ndarray] | None:
     """A stored patch's positions and line hashes; None if it has no line hashes."""
-    import pyarrow.parquet as pq
-
     patch = pq.ParquetFile(pa.BufferReader(data))
     if LINE not in patch.schema_arrow.names:
         return None

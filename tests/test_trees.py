@@ -194,7 +194,10 @@ def test_recently_modified_files_are_not_trusted_yet(repo, tmp_path):
     """A file written within the racy window of its read could be rewritten in
     the same timestamp tick: it is hashed again until it is older."""
     src = tmp_path / "src"
-    write(src, {"a.txt": b"aaa", "b.txt": b"bbb"}, age_s=0)
+    # stamped 5 s ahead: still within the window when the snapshot and the
+    # status read them, however slow the machine (written "now", a loaded
+    # run's S3 snapshot once read them after the ~20 ms window had passed)
+    write(src, {"a.txt": b"aaa", "b.txt": b"bbb"}, age_s=-5)
     repo.snapshot_data("t", src)
     assert repo.status("t", src).read == 2
     write(src, {"a.txt": b"aaa", "b.txt": b"bbb"}, age_s=60)

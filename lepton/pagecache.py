@@ -41,7 +41,8 @@ def cached(fd: int) -> bool:
 
 
 def drop(fd: int, offset: int, length: int) -> None:
-    """The file's bytes [offset, offset + length) out of the page cache (clean pages only)."""
+    """The file's bytes [offset, offset + length) out of the page cache
+    (clean pages only; length 0: to the end of the file)."""
     os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
 
 
@@ -103,10 +104,14 @@ class DropBehind:
         return getattr(self._stream, name)
 
 
-def drop_behind(stream: BinaryIO) -> BinaryIO:
-    """``stream`` read as DropBehind if it is a local file that is not cached, else as it is."""
+def drop_behind(stream: BinaryIO, cold: bool | None = None) -> BinaryIO:
+    """``stream`` read as DropBehind if it is a local file that is not
+    cached, else as it is. ``cold``: whether it was cached, told by whoever
+    looked first (lepton.data.headstart, whose reading then fills it)."""
     try:
         fd = stream.fileno()
     except (AttributeError, OSError, ValueError):
         return stream
-    return stream if cached(fd) else DropBehind(stream, fd)  # type: ignore[return-value]
+    if cold is None:
+        cold = not cached(fd)
+    return DropBehind(stream, fd) if cold else stream  # type: ignore[return-value]

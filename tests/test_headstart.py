@@ -5,6 +5,7 @@ stops reading when closed."""
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -260,3 +261,124 @@ def test_the_tail_cut_ahead_is_hashed_for_the_record_only_as_it_was_cut():  # ty
     for changed in (b"id\n1,a\n2,x\n3,c\n", b"id\n1,a\n2,b\n3,"):  # an edit; a truncation
         with pytest.raises(Fallback, match="changed while it was read"):
             ahead.replay(io.BytesIO(changed), fed.append)
+
+
+def _settled(path: Path) -> None:
+    """The file's times 5 s in the past: written long before any head start
+    on it (outside statecache.racy_window)."""
+    then = path.stat().st_mtime_ns - 5_000_000_000
+    os.utime(path, ns=(then, then))
+
+
+@pytest.mark.parametrize("case", ["first version", "edit near the top", "append"])
+def test_the_recorder_adopts_what_the_head_start_hashed(tmp_path, monkeypatch, case):  # type: ignore[no-untyped-def]
+    """The ingest does not hash again what the head start hashed: the
+    recorder takes its states (checkpoints and the last chunk's start from
+    the mark before them). Version, resume record and source key are those
+    of a snapshot without a head start."""
+    csv = tmp_path / "t.csv"
+    base = "id,x,label\n" + _rows(200_000)
+    csv.write_text(base)
+    repo, plain = _repo(tmp_path / "r"), _repo(tmp_path / "p")
+    if case != "first version":
+        want_last = repo.snapshot_data("t", csv, key="id").version.meta["resume"]["points"][-1][0]
+        plain.snapshot_data("t", csv, key="id")
+        text = base.replace(",5\n", ",6\n", 1) if case == "edit near the top" else base
+        csv.write_text(text + _rows(20_000, start=200_000))
+    _settled(csv)
+    reaches: list[int] = []
+    hashed: list[int] = []
+    adopt, piece = resume.Recorder.adopt, resume.Recorder.piece
+
+    def spy_adopt(self, head):  # type: ignore[no-untyped-def]
+        adopt(self, head)
+        reaches.append(self._reach)
+
+    def spy_piece(self, data):  # type: ignore[no-untyped-def]
+        if self.hasher is not None:
+            hashed.append(len(data))  # (the one crossing the reach: hashed from there)
+        piece(self, data)
+
+    monkeypatch.setattr(resume.Recorder, "adopt", spy_adopt)
+    monkeypatch.setattr(resume.Recorder, "piece", spy_piece)
+    size = csv.stat().st_size
+    with headstart.head_start(str(csv)) as head:
+        assert head is not None
+        head.state_at(size)  # waits until it has read the whole file: its reach, the last mark
+        got = repo.snapshot_data("t", csv, key="id", head=head)
+    if case == "append":  # resumed at the last checkpoint from its state there: only the rest hashed
+        assert reaches == [0]
+        assert 0 < sum(hashed) <= size - want_last
+    else:
+        assert reaches == [size // MARK * MARK]
+        assert sum(hashed) < size - reaches[0] + 2 * (1 << 20)  # the tail, and the chunk across the reach
+    monkeypatch.setattr(resume.Recorder, "piece", piece)
+    want = plain.snapshot_data("t", csv, key="id")
+    assert got.manifest.chunks == want.manifest.chunks
+    assert got.version.meta["resume"] == want.version.meta["resume"]
+    assert got.version.meta["source"] == want.version.meta["source"]
+    pd.testing.assert_frame_equal(repo.read_table("t@latest"), pd.read_csv(csv), check_dtype=False)
+
+
+def test_a_file_written_just_before_its_head_start_is_hashed_by_the_ingest(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """Within the file times' granularity of its last write a later write
+    might leave them as they were: the head start's states are then not
+    taken for the ingest's bytes (they are still used to match checkpoints)."""
+    csv = tmp_path / "t.csv"
+    csv.write_text("id,x,label\n" + _rows(200_000))
+    adopted: list[object] = []
+    monkeypatch.setattr(resume.Recorder, "adopt", lambda self, head: adopted.append(head))
+    repo = _repo(tmp_path / "r")
+    now = time.time_ns()
+    os.utime(csv, ns=(now, now))
+    with headstart.head_start(str(csv)) as head:
+        assert head is not None and head.opened_ns < now + 20_000_000
+        repo.snapshot_data("t", csv, key="id", head=head)
+    assert adopted == []
+    pd.testing.assert_frame_equal(repo.read_table("t@v1"), pd.read_csv(csv), check_dtype=False)
+
+
+def test_a_file_changed_during_an_adopting_ingest_keeps_no_resume_record(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """Checkpoints taken from the head start's states describe the bytes it
+    read; if the file's times changed by the end of the ingest, the chunks
+    may hold other bytes, so no checkpoint is kept (the next version reads
+    from the top) and the source key is not trusted."""
+    from lepton.data import fileingest
+
+    csv = tmp_path / "t.csv"
+    csv.write_text("id,x,label\n" + _rows(200_000))
+    _settled(csv)
+    real = fileingest.ingest.ingest_delimited
+
+    def touched(*args, **kwargs):  # type: ignore[no-untyped-def]
+        got = real(*args, **kwargs)
+        os.utime(csv)  # "written" while it was read
+        return got
+
+    monkeypatch.setattr(fileingest.ingest, "ingest_delimited", touched)
+    repo, plain = _repo(tmp_path / "r"), _repo(tmp_path / "p")
+    with headstart.head_start(str(csv)) as head:
+        assert head is not None
+        head.state_at(csv.stat().st_size)
+        got = repo.snapshot_data("t", csv, key="id", head=head)
+    assert "resume" not in got.version.meta
+    want = plain.snapshot_data("t", csv, key="id")  # (touched too: its record is its own hashing's)
+    assert want.version.meta["resume"]["points"]
+    assert got.manifest.chunks == want.manifest.chunks
+
+
+def test_no_state_where_one_was_adopted_falls_back_to_the_whole_file_reader(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """A head start that cannot give a state after all (closed, a read
+    error) makes the ingest fall back: the version is still the file's."""
+    csv = tmp_path / "t.csv"
+    csv.write_text("id,x,label\n" + _rows(200_000))
+    _settled(csv)
+    repo, plain = _repo(tmp_path / "r"), _repo(tmp_path / "p")
+    monkeypatch.setattr(HeadStart, "hash_through", lambda self, offset: None)
+    with headstart.head_start(str(csv)) as head:
+        assert head is not None
+        head.state_at(csv.stat().st_size)
+        got = repo.snapshot_data("t", csv, key="id", head=head)
+    assert "resume" not in got.version.meta  # (the whole-file reader keeps none)
+    assert plain.snapshot_data("t", csv, key="id").version.meta["resume"]["points"]  # (streaming: one)
+    pd.testing.assert_frame_equal(repo.read_table("t@v1"), pd.read_csv(csv), check_dtype=False)

@@ -174,13 +174,17 @@ def _ingest(
     after the prefix it shares with the previous version where the record
     shows one. The file is hashed as it is read: a local file's key is kept
     if the file did not change meanwhile. ``head`` is used only for this
-    same file, unchanged since it was opened, and closed once of no more use."""
+    same file, unchanged since it was opened, else closed; its states stand
+    for the ingest's own hash of the bytes it read where the file was
+    _settled, so the checkpoints are then kept only if the file did not
+    change meanwhile."""
     recorder = resume.Recorder()
     checked = time.time_ns()
     before = statecache.local_file(path) if location.is_local else None
     try:
         with location.fs.open(path, "rb") as opened:
-            stream = pagecache.drop_behind(opened) if location.is_local else opened  # if cold
+            cold = head.cold if head is not None and head.is_for(path) else None  # (it fills the cache)
+            stream = pagecache.drop_behind(opened, cold) if location.is_local else opened  # if cold
             header = stream.readline()
             recorder.header(header)
             at = stream.tell()
@@ -188,9 +192,10 @@ def _ingest(
             stream.seek(at)
             cut = cutter(cut_by)
             points = resume.points_of(record, cut, sep, key, len(previous.chunks)) if previous else []
-            if head is not None and not (points and before is not None and head.holds_for(path, before.stat)):
-                head.close()  # nothing to check with it: stop reading the file twice
+            if head is not None and not (before is not None and head.holds_for(path, before.stat)):
+                head.close()  # of no use: stop reading the file twice
                 head = None
+            adopt = head is not None and _settled(head)
             got = ingest.ingest_delimited(
                 store,
                 memo,
@@ -205,11 +210,21 @@ def _ingest(
                 recorder=recorder,
                 points=points,
                 head=head,
+                adopt=adopt,
                 spans=keyspan.from_record(record, key, previous.chunks) if previous else None,
             )
-    except ingest.Fallback:
+        kept = recorder.record(cut, sep, key, got.spans)
+        if before is None or statecache.stat_of(os.stat(path)) != before.stat:
+            # changed while read: the checkpoints hold for the chunks only if they were all hashed here
+            return got, None, None if adopt else kept
+        return got, SourceRead(before, recorder.key(), checked), kept
+    except ingest.Fallback:  # (the recorder's too: no state where it adopted one)
         return None
-    kept = recorder.record(cut, sep, key, got.spans)
-    if before is None or statecache.stat_of(os.stat(path)) != before.stat:
-        return got, None, kept
-    return got, SourceRead(before, recorder.key(), checked), kept
+
+
+def _settled(head: HeadStart) -> bool:
+    """Whether the file (unchanged since ``head`` opened it) was last written
+    long enough before that for any later write to change its times
+    (statecache.racy_window): then what ``head`` read is what the ingest reads."""
+    mtime_ns = head.stat[1]
+    return head.opened_ns >= mtime_ns + statecache.racy_window(mtime_ns)

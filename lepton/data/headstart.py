@@ -15,21 +15,32 @@ A file that was not in the page cache when it was opened leaves it again
 as it is read (lepton.pagecache): on the benchmark's VM a new 1 GiB
 version then took 1.04 s instead of 1.31 s (medians of 8 alternating
 runs), the system CPU on the core the imports need 0.57 s instead of 1.1.
+The ingest is told (``cold``) rather than finding out for itself, since
+the head start may have the file's first pages in the cache by then; and
+close() drops whatever the readers left. (Leaving what the head start
+read in the cache for the ingest to read again, instead of the disk, cost
+as much system CPU as it saved: 6 alternating pairs of sparse-edit
+versions, no difference in wall time.)
+
+The states it kept are also the ingest's own hash of the file's first
+``reach()`` bytes: resume.Recorder.adopt takes them instead of hashing
+those bytes a second time.
 
 Nothing here knows about the previous version, so this is only ever a
 hint: the ingest uses it for the same file, unchanged since it was opened
 (size, times, inode), and otherwise reads as it would have. Whoever begins
-one closes it (its thread stops at the next mark); the ingest closes it as
-soon as it needs no more of it, so a first import does not read the file
-twice.
+one closes it; the ingest stops it (its thread stops at the next mark) as
+soon as it needs no more of its reading.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import repeat
@@ -50,18 +61,20 @@ class HeadStart:
     def __init__(self, path: str) -> None:
         """Raises OSError for anything but a regular file (a FIFO is neither
         waited on nor read: O_NONBLOCK, and checked before any read)."""
+        opened_ns = time.time_ns()
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         try:
             s = os.fstat(fd)
             if not stat.S_ISREG(s.st_mode):
                 raise OSError(f"{path}: not a regular file")
             reads = os.dup(fd)  # for hash_through's small reads (pread: its own offsets); closed by close()
-            self._drop = not pagecache.cached(fd)
+            self.cold = not pagecache.cached(fd)  # then out of the cache once read (by the ingest, or close)
         except OSError:
             os.close(fd)
             raise
         self.path = os.path.abspath(path)
         self.stat = (s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino)  # as statecache.stat_of
+        self.opened_ns = opened_ns  # a wall-clock time before it was opened
         self._marks: list[Any] = [blake3.blake3()]  # the state at k * MARK bytes
         self._done = False
         self._stop = threading.Event()
@@ -89,7 +102,7 @@ class HeadStart:
         try:
             with open(fd, "rb", buffering=0) as f, ReadAhead(f, repeat(READ), READ) as reads:
                 for block in reads.up_to(sys.maxsize):
-                    if self._drop:  # read into our buffer: out of the cache
+                    if self.cold:  # read into our buffer: out of the cache
                         pagecache.drop(fd, reads.pos - len(block), len(block))
                     for at in range(0, len(block), MARK):
                         piece = block[at : at + MARK]
@@ -148,12 +161,26 @@ class HeadStart:
         """Whether this is ``path``, unchanged since it was opened."""
         return self.is_for(path) and self.stat == stat_now
 
-    def close(self) -> None:
-        """Stop reading (at the next mark) and wait for the thread (safe to call twice)."""
+    def stop(self) -> None:
+        """Stop reading (at the next mark) and wait for the thread; the
+        states kept stay usable (safe to call twice)."""
         self._stop.set()
         self._thread.join()
+
+    def reach(self) -> int:
+        """How far the states kept go (the last mark's offset); once stopped, final."""
+        with self._cond:
+            return (len(self._marks) - 1) * MARK
+
+    def close(self) -> None:
+        """Stop, drop the file from the cache if it was cold (the whole file:
+        by then its readers are done), and let go of it (safe to call twice)."""
+        self.stop()
         with self._reads_lock:
             if self._reads >= 0:
+                if self.cold:  # what it read, and what the ingest left (its last LAG bytes)
+                    with contextlib.suppress(OSError):
+                        pagecache.drop(self._reads, 0, 0)
                 os.close(self._reads)
                 self._reads = -1
 

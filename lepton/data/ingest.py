@@ -125,6 +125,7 @@ def ingest_delimited(
     recorder: resume.Recorder | None = None,
     points: Sequence[resume.Point] = (),
     head: HeadStart | None = None,
+    adopt: bool = False,
     spans: dict[str, keyspan.Span] | None = None,
 ) -> Ingested:
     """Chunk, parse (only what is new) and store a delimited table.
@@ -139,8 +140,10 @@ def ingest_delimited(
     previous version's record, the prefix they share is skipped and the
     previous version's chunks before it taken as they are, their checks
     (keys, labels) done on the workers while the prefix is hashed; with
-    ``head`` (the file already being hashed: lepton.data.headstart), from
-    its hash states, and ``head`` closed once past the prefix. ``spans``:
+    ``head`` (the file already being hashed: lepton.data.headstart; the
+    same file, unchanged), from its hash states, and ``head`` stopped once
+    past the prefix; with ``adopt`` (nothing can have changed the file
+    since ``head`` read it) the recorder adopts its states. ``spans``:
     the previous version's chunks' key ranges (lepton.data.keyspan): a
     reused chunk's key sidecar is then read only if its range meets the
     new chunks'."""
@@ -202,7 +205,9 @@ def ingest_delimited(
                     else:
                         resume.skip_prefix(stream, points, recorder, reuse_up_to, head)
             if head is not None:
-                head.close()  # past the prefix: the rest is read as it is cut
+                head.stop()  # past the prefix: the rest is read as it is cut
+                if recorder is not None and adopt:
+                    recorder.adopt(head)  # what it hashed beyond the prefix is not hashed again
             seen = recorder.piece if recorder is not None else None
             for first, raw in (
                 () if at_end else line_chunks(stream, cut_by, header=header, seen=seen, buffers=buffers)

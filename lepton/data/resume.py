@@ -16,6 +16,11 @@ would be kept) and one at the start of the last chunk (an appended file
 matches there: all but the last chunk reused). The record also names the
 cutter, separator and key it holds for; anything else starts from the top.
 A mismatch costs the bytes read up to the first checkpoint that differs.
+
+The file's first bytes are hashed already when a head start read them
+(lepton.data.headstart, the same file unchanged): the Recorder then adopts
+its states instead of hashing them again, at the cost of a few MiB per
+checkpoint (from the mark before it).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import blake3
 
 from lepton import hashing
 from lepton.data.headstart import HeadStart
+from lepton.data.linecuts import Fallback
 from lepton.data.readinto import ReadAhead
 
 FORMAT = 1
@@ -48,30 +54,57 @@ class Point:
 class Recorder:
     """The source's hash, fed in file order, and the checkpoints taken on the way."""
 
-    hasher: Any = field(default_factory=blake3.blake3)  # one thread: no faster with more, here
+    hasher: Any = field(default_factory=blake3.blake3)  # None while adopted (the head start's state)
     offset: int = 0
     chunks: int = 0
     spacing: int = field(default_factory=lambda: SPACING)
     points: list[Point] = field(default_factory=list)
-    _last: tuple[int, int, Any] | None = None  # the latest chunk start, with the hash state there
+    _last: tuple[int, int, Any] | None = None  # the latest chunk start, with the hash state there (or None)
+    _head: HeadStart | None = None  # adopted: its states hold for the file's first _reach bytes
+    _reach: int = 0
 
     def header(self, data: bytes) -> None:
         self.hasher.update(data)
         self.offset += len(data)
 
+    def adopt(self, head: HeadStart) -> None:
+        """Take ``head``'s hash states (stopped; this same file, unchanged)
+        for the bytes up to its reach instead of hashing them."""
+        reach = head.reach()
+        if reach > self.offset:
+            self._head, self._reach, self.hasher = head, reach, None
+
     def piece(self, data: bytes | memoryview) -> None:
         """One chunk's bytes, as they are in the file."""
         if self.chunks and self.offset - (self.points[-1].offset if self.points else 0) >= self.spacing:
-            self.points.append(Point(self.offset, self.chunks, self.hasher.copy().hexdigest()))
+            self.points.append(Point(self.offset, self.chunks, self._state_at(self.offset).hexdigest()))
             if len(self.points) > MAX_POINTS:
                 self.points, self.spacing = self.points[1::2], self.spacing * 2
-        self._last = (self.offset, self.chunks, self.hasher.copy())
-        self.hasher.update(data)
-        self.offset += len(data)
+        end = self.offset + len(data)
+        if self.hasher is None and end <= self._reach:
+            self._last = (self.offset, self.chunks, None)  # hashed by the head start
+        else:
+            if self.hasher is None:
+                self.hasher = self._state_at(self.offset)  # past its reach: hashed here from now on
+            self._last = (self.offset, self.chunks, self.hasher.copy())
+            self.hasher.update(data)
+        self.offset = end
         self.chunks += 1
+
+    def _state_at(self, offset: int) -> Any:
+        """A copy of the hash state of the file's first ``offset`` bytes
+        (``offset``: this recorder's, or an adopted one before it)."""
+        if self.hasher is not None and offset == self.offset:
+            return self.hasher.copy()
+        state = self._head.hash_through(offset) if self._head is not None else None
+        if state is None:  # closed, or a read error: read it all as a whole
+            raise Fallback(f"no hash state at {offset}")
+        return state
 
     def key(self) -> str:
         """The whole source's content key (once every byte went through)."""
+        if self.hasher is None:
+            self.hasher = self._state_at(self.offset)
         return hashing.finish(self.hasher)
 
     def record(
@@ -82,6 +115,7 @@ class Recorder:
         points = list(self.points)
         if self._last is not None and self._last[1] and (not points or points[-1].offset < self._last[0]):
             offset, chunks, state = self._last
+            state = self._state_at(offset) if state is None else state
             points.append(Point(offset, chunks, state.hexdigest()))
         if not points:
             return None

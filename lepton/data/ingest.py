@@ -309,8 +309,8 @@ def _chunk(job: _Job, raw: memoryview, buffers: Buffers) -> _Done:
 
 
 def _one_chunk(job: _Job, raw: memoryview) -> _Done:
-    buf, n = raw.obj, len(raw)  # a view of the start of a bytearray: search it in place
-    if buf.find(b'"', 0, n) != -1 and buf.count(b'"', 0, n) % 2:  # type: ignore[attr-defined]
+    buf, n = raw.obj, len(raw)  # a view of the start of a buffer (linecuts.Buffers): search it in place
+    if buf.find(b'"', 0, n) != -1 and bytes(raw).count(b'"') % 2:  # type: ignore[attr-defined]
         raise Fallback("a quoted value spans a chunk boundary")
     lines = lines_of(job, raw)
     hashes_of_lines = None if lines is None else lines.hashes

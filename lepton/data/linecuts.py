@@ -27,6 +27,7 @@ excepted) and ends by CDC_MAX unless a single line is longer.
 
 from __future__ import annotations
 
+import mmap
 import queue
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
@@ -76,7 +77,9 @@ def line_chunks(
     are in the file (the last one without the newline it may lack).
 
     The file is read into one reused buffer (a fresh 64 MiB object per read
-    costs page faults for every byte, twice with the carried-over tail);
+    costs page faults for every byte, twice with the carried-over tail; an
+    anonymous map, so that its pages are first touched by the reads, not
+    zeroed beforehand with the GIL held);
     each chunk is copied out of it once: into a new bytes object, or with
     ``buffers`` into one of theirs (a view of it; the consumer gives the
     buffer back)."""
@@ -84,7 +87,7 @@ def line_chunks(
         header = stream.readline()
     if not header.strip():
         raise Fallback("no header line")
-    buf = bytearray(BLOCK + MAX_BYTES)
+    buf = _fresh(BLOCK + MAX_BYTES)
     view = memoryview(buf)
     start, end, eof = 0, 0, False  # unread data: buf[start:end]
     cdc = FastCDC(avg_size=AVG_BYTES, min_size=MIN_BYTES, max_size=CDC_MAX)
@@ -118,31 +121,40 @@ def line_chunks(
         view.release()
 
 
+def _fresh(size: int) -> mmap.mmap:
+    """A writable buffer of ``size`` bytes whose pages are first touched by
+    whoever writes them: ``bytearray(size)`` zeroes every byte first, with
+    the GIL held (~40 ms for 72 MiB here, more on a loaded VM)."""
+    return mmap.mmap(-1, max(size, 1))
+
+
 class Buffers:
-    """A few chunk-sized buffers, used over and over: on some machines a page
-    touched for the first time costs more than copying into it, and a new
-    bytes object per chunk is fresh memory every time. ``copy`` waits for a
-    free buffer, which also bounds the chunks in flight."""
+    """A few chunk-sized buffers (anonymous maps, as _fresh), used over and
+    over: on some machines a page touched for the first time costs more
+    than copying into it, and a new bytes object per chunk is fresh memory
+    every time. ``copy`` waits for a free buffer, which also bounds the
+    chunks in flight. A chunk is a view of the start of its buffer
+    (``chunk.obj``)."""
 
     def __init__(self, count: int) -> None:
-        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._free: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
         self._made, self._count = 0, count
 
     def copy(self, data: memoryview) -> memoryview:
         """``data`` in a buffer, ending with a newline: a view of the buffer."""
         if self._made < self._count and self._free.empty():
             self._made += 1
-            buf = bytearray(MAX_BYTES + 1)
+            buf = _fresh(MAX_BYTES + 1)
         else:
             buf = self._free.get()
         n = len(data)
         if n >= len(buf):  # one line longer than MAX_BYTES: a buffer of its own, kept after
-            buf = bytearray(n + 1)
+            buf = _fresh(n + 1)
         if _linecuts is not None:
             _linecuts.copy(buf, data)  # without the GIL: the workers' Python runs meanwhile
         else:
             with memoryview(buf) as into:
-                into[:n] = data  # a bytearray's own slice assignment copies a memoryview twice
+                into[:n] = data
         if not n or buf[n - 1] != 10:
             buf[n] = 10
             n += 1
@@ -154,7 +166,7 @@ class Buffers:
         try:
             chunk.release()
         except BufferError:  # something still holds a view of it: leave it to them
-            buf = bytearray(len(buf))  # type: ignore[arg-type]
+            buf = _fresh(len(buf))  # type: ignore[arg-type]
         self._free.put(buf)  # type: ignore[arg-type]
 
 

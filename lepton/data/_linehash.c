@@ -89,13 +89,19 @@ static PyObject *lines(PyObject *self, PyObject *args) {
     }
     const unsigned char *data = view.buf;
     Py_ssize_t len = view.len;
-    if (memchr(data, '"', (size_t)len) != NULL) {
+    Py_ssize_t count = 0;
+    int quoted;
+    Py_BEGIN_ALLOW_THREADS /* both passes over the chunk, as the hashing below, without the GIL */
+    quoted = memchr(data, '"', (size_t)len) != NULL;
+    if (!quoted) {
+        for (const unsigned char *q = data; (q = memchr(q, '\n', (size_t)(data + len - q))) != NULL; q++) count++;
+        if (len > 0 && data[len - 1] != '\n') count++;
+    }
+    Py_END_ALLOW_THREADS
+    if (quoted) {
         result = Py_NewRef(Py_None);
         goto done;
     }
-    Py_ssize_t count = 0;
-    for (const unsigned char *q = data; (q = memchr(q, '\n', (size_t)(data + len - q))) != NULL; q++) count++;
-    if (len > 0 && data[len - 1] != '\n') count++;
     hashes_obj = PyBytes_FromStringAndSize(NULL, count * 8);
     starts_obj = PyBytes_FromStringAndSize(NULL, (count + 1) * 8);
     if (hashes_obj == NULL || starts_obj == NULL) goto done;

@@ -666,27 +666,38 @@ def targets(result: dict) -> list[dict]:
                 None if frac is None else frac <= FAR_BELOW,
                 FAR_NOTES.get((name, dv), ""),
             )
-    if "S1" in sc:
-        t = sc["S1"]["summary"]
+    limit = result["limits"]["read_hash_limit_MBps"]
+    floor = result["limits"].get("csv_to_parquet")
+    floor_note = (
+        ""
+        if floor is None
+        else f"; pyarrow alone, CSV -> Parquet: {floor['MBps']['median']:,.0f} MB/s = "
+        f"{floor['MBps']['median'] / limit:.0%} of the limit"
+    )
+    for name, versions in (
+        ("S1", (("v1", "first 1 GiB version"), ("next", "next versions (+5%)"))),
+        ("S3", (("next", "next versions (0.1% of rows edited)"),)),  # (its first version: as S1's)
+    ):
+        if name not in sc:
+            continue
+        t = sc[name]["summary"]
         lep, dvc = t.get("lepton", {}), t.get("dvc", {})
-        limit = result["limits"]["read_hash_limit_MBps"]
-        for key, what in (
-            ("snapshot_v1_s", "first 1 GiB version"),
-            ("snapshot_next_s", "next versions (+5%)"),
-        ):
-            a, b = med(lep, key), med(dvc, key)
+        for which, what in versions:
+            a, b = med(lep, f"snapshot_{which}_s"), med(dvc, f"snapshot_{which}_s")
             add(
-                f"S1 snapshot time, {what}: no slower than dvc add",
+                f"{name} snapshot time, {what}: no slower than dvc add",
                 "n/a" if a is None or b is None else f"{a:.2f} s vs {b:.2f} s ({a / b:.2f}x)",
                 None if a is None or b is None else a <= b,
             )
-        for key, what in (("v1_MBps", "first version"), ("next_MBps", "next versions")):
-            rate = med(lep, key)
+        for which, what in versions:
+            rate = med(lep, f"{which}_MBps")
             add(
-                f"S1 snapshot throughput, {what}: >= {READ_HASH_FRACTION:.0%} of read+hash limit",
+                f"{name} snapshot throughput, {what}: >= {READ_HASH_FRACTION:.0%} of read+hash limit",
                 "n/a" if rate is None else f"{rate:,.0f} MB/s = {rate / limit:.0%} of {limit:,.0f} MB/s",
                 None if rate is None else rate >= READ_HASH_FRACTION * limit,
-                "version bytes / wall time; limit: " + result["limits"]["read_hash_limit_kind"],
+                "version bytes / wall time; limit: "
+                + result["limits"]["read_hash_limit_kind"]
+                + (floor_note if which == "v1" else ""),
             )
     if "S4" in sc:
         t = sc["S4"]["summary"]
@@ -809,6 +820,17 @@ def markdown(result: dict) -> str:
         f"({result['limits']['read_hash_limit_kind']}).",
         "",
     ]
+    floor = result["limits"].get("csv_to_parquet")
+    if floor:
+        got = floor["MBps"]
+        lines += [
+            f"Columnar floor: pyarrow alone (every thread) turns the cold {floor['file_mib']} MiB CSV "
+            f"into Parquet (zstd -1, no dictionaries) at {got['median']:,.0f} MB/s "
+            f"[{got['min']:,.0f}-{got['max']:,.0f}], "
+            f"{got['median'] / result['limits']['read_hash_limit_MBps']:.0%} of the read+hash limit: "
+            "what storing a first version as columns costs with nothing versioned.",
+            "",
+        ]
 
     def s1(x: float) -> str:
         return f"{x:.2f}"
@@ -1050,6 +1072,11 @@ def main() -> None:
         "read_hash_limit_kind": kind,
     }
     print(lim.table(measured), flush=True)
+    if {"S1", "S3"} & set(chosen):
+        print("measuring pyarrow's own CSV -> Parquet (the columnar floor)...", flush=True)
+        floor = lim.csv_to_parquet(mib, str(work))
+        result["limits"]["csv_to_parquet"] = floor
+        print(f"  {floor['MBps']['median']:,.0f} MB/s", flush=True)
 
     all_plans = plans(args.scale)
     t_start = time.perf_counter()

@@ -8,7 +8,12 @@ what reading a file and hashing it costs when nothing else is done.
 - sequential read of a generated file, warm (in the page cache) and cold
   (the file's pages evicted first with posix_fadvise(DONTNEED) after a sync);
 - read + hash in one pass (8 MiB blocks, blake3 with every thread), warm
-  and cold: the ceiling for a snapshot that must read and hash every byte.
+  and cold: the ceiling for a snapshot that must read and hash every byte;
+- with ``csv_to_parquet`` (dvc_compare.py, for the table scenarios): the
+  columnar floor, pyarrow alone (every thread) turning a cold CSV table of
+  the benchmark's layout into Parquet as Lepton stores chunks (zstd -1, no
+  dictionaries), nothing versioned: what any tool that stores a first
+  version as columns must at least do besides reading and hashing.
 
 Each figure is the median of ``repeats`` runs, in MB/s (10^6 bytes/s).
 """
@@ -112,6 +117,27 @@ def measure(mib: int = 1024, folder: str | None = None, repeats: int = 3) -> dic
         "warm_file_MBps": warm,
         "cold_file_MBps": cold_,
     }
+
+
+def csv_to_parquet(mib: int, folder: str | None = None, repeats: int = 2) -> dict:
+    """MB/s (of CSV) of pyarrow reading a cold generated table of ``mib``
+    MiB (bench/datagen.py's layout) with every thread and writing it as one
+    Parquet file (zstd -1, no dictionaries); median, min and max."""
+    import datagen
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    with tempfile.TemporaryDirectory(dir=folder, prefix="lepton-floor-") as d:
+        src, out = Path(d) / "t.csv", Path(d) / "t.parquet"
+        datagen.write_table(src, datagen.rows_for_bytes(mib << 20))
+        os.sync()
+
+        def convert() -> None:
+            table = pacsv.read_csv(src)
+            pq.write_table(table, out, compression="zstd", compression_level=-1, use_dictionary=False)
+
+        got = _median_rate(src.stat().st_size, convert, repeats, lambda: evict(src))
+        return {"file_mib": mib, "MBps": got}
 
 
 def read_hash_limit(limits: dict, cold: bool) -> float:

@@ -62,6 +62,22 @@ def test_the_sidecar_round_trips_and_refuses_other_bytes() -> None:
         linehash.read_sidecar(b"PAR1" + bytes(40))
 
 
+def test_a_patch_gives_its_line_hashes_only_if_it_kept_them() -> None:
+    """patches.patch_lines: the positions and line hashes of a patch written
+    with them; None for one written without (the ingest then parses whole)."""
+    import pyarrow as pa
+
+    from lepton.data import patches
+    from lepton.data.parquet import parquet_buffer
+
+    rows = pa.table({"id": [7, 9], "x": [0.5, 0.25]})
+    positions, hashes = np.array([3, 11]), np.arange(20, dtype=np.uint64) * np.uint64(2**61)
+    got = patches.patch_lines(parquet_buffer(patches.patch_rows(rows, positions, hashes)))
+    assert got is not None
+    assert got[0].tolist() == [3, 11] and got[1].tolist() == hashes[[3, 11]].tolist()
+    assert patches.patch_lines(parquet_buffer(patches.patch_rows(rows, positions))) is None
+
+
 N = 40_000
 
 

@@ -78,7 +78,7 @@ def test_a_patch_gives_its_line_hashes_only_if_it_kept_them() -> None:
     assert patches.patch_lines(parquet_buffer(patches.patch_rows(rows, positions))) is None
 
 
-N = 40_000
+N = 100_000  # ~4 MB: a few chunks (linecuts: ~2 MiB each)
 
 
 def _frame(seed: int = 0, n: int = N) -> pd.DataFrame:

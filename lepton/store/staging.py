@@ -39,7 +39,7 @@ from lepton.store.errors import translate
 from lepton.store.objects import ObjectStore
 
 UPLOADS = 8  # parallel S3 uploads
-BEHIND = 16  # staged files (~1 MB each) kept in the page cache before they are dropped from it
+BEHIND = 16  # staged files (~1-2 MB each) kept in the page cache before they are dropped from it
 
 
 class Staging:

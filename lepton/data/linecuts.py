@@ -102,7 +102,7 @@ def line_chunks(
             if not eof and end - start < MAX_BYTES:  # keep a whole maximal chunk in view
                 tail = end - start
                 if start:
-                    buf[:tail] = view[start:end].tobytes()  # < MAX_BYTES, once per block
+                    buf.move(0, start, tail)  # < MAX_BYTES, once per block (no fresh bytes object)
                 start, end = 0, tail
                 got = fill(stream, view[end:])
                 eof = got == 0

@@ -178,7 +178,7 @@ class Buffers:
 class _Bytes:
     """FastCDC's boundaries in buf[:end], each moved on to the next line end."""
 
-    def __init__(self, cdc: FastCDC, buf: bytearray, view: memoryview, end: int, eof: bool) -> None:
+    def __init__(self, cdc: FastCDC, buf: mmap.mmap, view: memoryview, end: int, eof: bool) -> None:
         self.cdc, self.buf, self.view, self.end, self.eof = cdc, buf, view, end, eof
 
     def cut(self, pos: int) -> int:
@@ -203,7 +203,7 @@ class _Bytes:
 class _Lines:
     """Boundary candidates of buf[base:end] (base: a line start)."""
 
-    def __init__(self, buf: bytearray, base: int, end: int, eof: bool, sep: str | None) -> None:
+    def __init__(self, buf: mmap.mmap, base: int, end: int, eof: bool, sep: str | None) -> None:
         self.buf, self.end, self.eof = buf, end, eof
         self.boundaries = first_field_boundaries(buf, base, end, eof, sep)
 
@@ -226,7 +226,7 @@ class _Lines:
 
 
 def first_field_boundaries(
-    buf: bytearray, base: int, end: int, eof: bool, sep: str | None, avg: int = AVG_BYTES
+    buf: bytearray | mmap.mmap, base: int, end: int, eof: bool, sep: str | None, avg: int = AVG_BYTES
 ) -> np.ndarray:
     """The exclusive ends of the lines of buf[base:end] (with ``eof``, the
     last line without its newline too) after which a chunk may end:
@@ -240,7 +240,7 @@ def first_field_boundaries(
 
 
 def numpy_cuts(
-    buf: bytearray, base: int, end: int, eof: bool, sep: str | None, avg: int = AVG_BYTES
+    buf: bytearray | mmap.mmap, base: int, end: int, eof: bool, sep: str | None, avg: int = AVG_BYTES
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every line end of buf[base:end], and first_field_boundaries, in numpy
     (where the extension was not built)."""

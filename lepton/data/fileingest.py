@@ -212,6 +212,7 @@ def _ingest(
                 head=head,
                 adopt=adopt,
                 spans=keyspan.from_record(record, key, previous.chunks) if previous else None,
+                direct=stream is not opened,  # cold and local (pagecache.DropBehind)
             )
         kept = recorder.record(cut, sep, key, got.spans)
         if before is None or statecache.stat_of(os.stat(path)) != before.stat:

@@ -127,6 +127,7 @@ def ingest_delimited(
     head: HeadStart | None = None,
     adopt: bool = False,
     spans: dict[str, keyspan.Span] | None = None,
+    direct: bool = False,
 ) -> Ingested:
     """Chunk, parse (only what is new) and store a delimited table.
 
@@ -146,7 +147,8 @@ def ingest_delimited(
     since ``head`` read it) the recorder adopts its states. ``spans``:
     the previous version's chunks' key ranges (lepton.data.keyspan): a
     reused chunk's key sidecar is then read only if its range meets the
-    new chunks'."""
+    new chunks'. ``direct``: the stream is a cold local file, read once
+    from here on (linecuts.line_chunks: with O_DIRECT where it can)."""
     types: dict[str, pa.DataType] | None = None
     known: dict[str, Chunk] = {}
     if previous is not None:
@@ -210,7 +212,9 @@ def ingest_delimited(
                     recorder.adopt(head)  # what it hashed beyond the prefix is not hashed again
             seen = recorder.piece if recorder is not None else None
             for first, raw in (
-                () if at_end else line_chunks(stream, cut_by, header=header, seen=seen, buffers=buffers)
+                ()
+                if at_end
+                else line_chunks(stream, cut_by, header=header, seen=seen, buffers=buffers, direct=direct)
             ):
                 if job is None:
                     try:

@@ -35,7 +35,7 @@ from typing import BinaryIO
 import numpy as np
 from pyfastcdc.cy import FastCDC
 
-from lepton.data.readinto import fill
+from lepton.data import windows
 
 try:
     from lepton.data import _linecuts
@@ -74,6 +74,7 @@ def line_chunks(
     header: bytes | None = None,
     seen: Callable[[memoryview], None] | None = None,
     buffers: Buffers | None = None,
+    direct: bool = False,
 ) -> Iterator[tuple[bytes, bytes | memoryview]]:
     """(header line, chunk) pairs: every chunk a run of whole lines; cut by
     FastCDC, or with ``sep`` by the lines' first fields. ``header``: the
@@ -81,38 +82,35 @@ def line_chunks(
     then at a chunk start). ``seen`` is given each chunk's bytes as they
     are in the file (the last one without the newline it may lack).
 
-    The file is read into one reused buffer (a fresh 64 MiB object per read
-    costs page faults for every byte, twice with the carried-over tail; an
-    anonymous map, so that its pages are first touched by the reads, not
-    zeroed beforehand with the GIL held);
-    each chunk is copied out of it once: into a new bytes object, or with
+    The file is read into reused buffers (lepton.data.windows; a fresh
+    64 MiB object per read costs page faults for every byte, twice with
+    the carried-over tail); with ``direct`` (a cold local file, read once)
+    with O_DIRECT where the file system takes it, else through the stream.
+    Each chunk is copied out once: into a new bytes object, or with
     ``buffers`` into one of theirs (a view of it; the consumer gives the
     buffer back)."""
     if header is None:
         header = stream.readline()
     if not header.strip():
         raise Fallback("no header line")
-    buf = _fresh(BLOCK + MAX_BYTES)
-    view = memoryview(buf)
-    start, end, eof = 0, 0, False  # unread data: buf[start:end]
+    win = windows.window(stream, BLOCK, MAX_BYTES, direct)
     cdc = FastCDC(avg_size=AVG_BYTES, min_size=MIN_BYTES, max_size=CDC_MAX)
     lines: _Lines | _Bytes | None = None
     try:
         while True:
-            if not eof and end - start < MAX_BYTES:  # keep a whole maximal chunk in view
-                tail = end - start
-                if start:
-                    buf.move(0, start, tail)  # < MAX_BYTES, once per block (no fresh bytes object)
-                start, end = 0, tail
-                got = fill(stream, view[end:])
-                eof = got == 0
-                end += got
+            if not win.eof and win.end - win.start < MAX_BYTES:  # keep a whole maximal chunk in view
+                win.more()
                 lines = None
                 continue
+            start, end, view = win.start, win.end, win.view
             if start >= end:
                 return
             if lines is None:
-                lines = _Lines(buf, start, end, eof, sep) if sep else _Bytes(cdc, buf, view, end, eof)
+                lines = (
+                    _Lines(win.buf, start, end, win.eof, sep)
+                    if sep
+                    else _Bytes(cdc, win.buf, view, end, win.eof)
+                )
             cut = lines.cut(start)
             if seen is not None:
                 seen(view[start:cut])
@@ -121,16 +119,12 @@ def line_chunks(
             else:
                 chunk = view[start:cut].tobytes()
                 yield header, chunk if chunk.endswith(b"\n") else chunk + b"\n"
-            start = cut
+            win.start = cut
     finally:
-        view.release()
+        win.close()
 
 
-def _fresh(size: int) -> mmap.mmap:
-    """A writable buffer of ``size`` bytes whose pages are first touched by
-    whoever writes them: ``bytearray(size)`` zeroes every byte first, with
-    the GIL held (~40 ms for 72 MiB here, more on a loaded VM)."""
-    return mmap.mmap(-1, max(size, 1))
+_fresh = windows.fresh
 
 
 class Buffers:

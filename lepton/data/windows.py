@@ -1,0 +1,153 @@
+"""The window of a file that lepton.data.linecuts cuts: the bytes not cut
+yet, ``buf[start:end]``, and more read after them when asked.
+
+- Buffered: one buffer, the tail moved to its start (one memmove) and the
+  stream read after it, through the page cache.
+- Direct (a cold local file that takes O_DIRECT: lepton.data.directread):
+  two buffers in turn, the next block read into one on a helper thread
+  while the other is cut. A block lands at the same page-aligned place of
+  its buffer every time, at a file offset that is a multiple of its size;
+  the tail of the previous block is copied in just before it. The device
+  fills the buffers itself, so the file is neither copied out of the page
+  cache nor put in it.
+
+Both buffers are anonymous maps: their pages are first touched by whoever
+writes them (a bytearray is zeroed first, with the GIL held).
+"""
+
+from __future__ import annotations
+
+import mmap
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import BinaryIO
+
+from lepton.data.directread import ALIGN, DirectFile
+from lepton.data.readinto import fill
+
+try:
+    from lepton.data import _linecuts
+except ImportError:  # not built
+    _linecuts = None
+
+
+DIRECT_BLOCK = 32 << 20  # two such buffers (one being read) hold what one 64 MiB buffer did
+
+
+def fresh(size: int) -> mmap.mmap:
+    """A writable buffer of ``size`` bytes whose pages are first touched by
+    whoever writes them: ``bytearray(size)`` zeroes every byte first, with
+    the GIL held (~40 ms for 72 MiB here, more on a loaded VM)."""
+    return mmap.mmap(-1, max(size, 1))
+
+
+class Window:
+    """buf[start:end]: read, not cut yet; ``eof``: nothing more to read."""
+
+    buf: mmap.mmap
+    view: memoryview
+    start: int
+    end: int
+    eof: bool
+
+    def more(self) -> None:
+        """Keep buf[start:end] (as buf[start:end] anew) and read more after it."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class Buffered(Window):
+    """Read through the stream into one buffer of ``block + keep`` bytes."""
+
+    def __init__(self, stream: BinaryIO, block: int, keep: int) -> None:
+        self.stream = stream
+        self.buf = fresh(block + keep)
+        self.view = memoryview(self.buf)
+        self.start = self.end = 0
+        self.eof = False
+
+    def more(self) -> None:
+        tail = self.end - self.start
+        if self.start:
+            self.buf.move(0, self.start, tail)  # < keep bytes, once per block (no fresh bytes object)
+        self.start, self.end = 0, tail
+        got = fill(self.stream, self.view[tail:])
+        self.eof = got == 0
+        self.end += got
+
+    def close(self) -> None:
+        self.view.release()
+
+
+class Direct(Window):
+    """Read with ``file`` (O_DIRECT) from the stream's position on, in blocks
+    of ``block`` bytes (a multiple of ALIGN), a tail of up to ``keep``
+    bytes carried from one to the next."""
+
+    def __init__(self, file: DirectFile, position: int, block: int, keep: int) -> None:
+        if block % ALIGN:
+            raise ValueError(f"direct reads in blocks of {block} bytes, not a multiple of {ALIGN}")
+        self.file, self.block = file, block
+        self.head = -(-(keep + ALIGN) // ALIGN) * ALIGN  # room for the tail, and for where a block starts
+        self.maps = [fresh(self.head + block) for _ in range(2)]
+        self.views = [memoryview(m) for m in self.maps]
+        self.offset = position - position % ALIGN  # of the next read
+        self.skip = position - self.offset  # bytes of the first block before ``position``
+        self.turn = 0  # blocks taken so far; the next one lands in maps[turn % 2]
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="lepton-direct")
+        self.pending: Future[int] | None = None
+        self._read_next()
+        self.buf, self.view = self.maps[1], self.views[1]
+        self.start = self.end = self.head
+        self.eof = False
+
+    def _read_next(self) -> None:
+        into = self.views[self.turn % 2][self.head : self.head + self.block]
+        self.pending = self.pool.submit(self.file.read, into, self.offset)
+        self.offset += self.block
+
+    def more(self) -> None:
+        if self.pending is None:
+            self.eof = True
+            return
+        got = self.pending.result()  # (an OSError is the caller's, as a buffered read's)
+        self.pending = None
+        buf, view = self.maps[self.turn % 2], self.views[self.turn % 2]
+        tail = self.end - self.start
+        start = self.head - tail
+        if tail:
+            if _linecuts is not None:
+                _linecuts.copy(view[start : self.head], self.view[self.start : self.end])  # no GIL
+            else:
+                view[start : self.head] = self.view[self.start : self.end]
+        if self.turn == 0:
+            start = min(self.head + self.skip, self.head + got)
+        self.buf, self.view = buf, view
+        self.start, self.end = start, self.head + got
+        self.turn += 1
+        self.eof = got < self.block  # the end of the file: nothing more to read
+        if not self.eof:
+            self._read_next()  # into the other buffer, whose tail was just copied out
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)  # no read into a buffer let go of
+        self.pending = None
+        for view in self.views:
+            view.release()
+        self.file.close()
+
+
+def window(stream: BinaryIO, block: int, keep: int, direct: bool) -> Window:
+    """A Direct window where ``direct`` asks for one and the stream is a
+    local file that takes such reads, else a Buffered one."""
+    if direct:
+        try:
+            fd, position = stream.fileno(), stream.tell()
+        except (AttributeError, OSError, ValueError):
+            fd = -1
+        file = DirectFile.reopen(fd) if fd >= 0 else None
+        if file is not None:
+            size = min(block, DIRECT_BLOCK)
+            return Direct(file, position, size - size % ALIGN or ALIGN, keep)
+    return Buffered(stream, block, keep)

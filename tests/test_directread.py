@@ -1,0 +1,207 @@
+"""Direct (O_DIRECT) reads of a cold file cut it exactly as reads through
+the page cache do, wherever the reading starts and whatever the block
+size; a file system that refuses them is read through the cache instead;
+and a cold source file is snapshotted that way, nothing of it left cached."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import io
+import mmap
+import os
+import random
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lepton import pagecache
+from lepton.data import directread, linecuts, windows
+
+
+def _small_cuts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small sizes, so that a few thousand lines make many chunks and many blocks."""
+    monkeypatch.setattr(linecuts, "AVG_BYTES", 2048)
+    monkeypatch.setattr(linecuts, "MIN_BYTES", 512)
+    monkeypatch.setattr(linecuts, "CDC_MAX", 8192)
+    monkeypatch.setattr(linecuts, "MAX_BYTES", 16384)
+
+
+def _direct_or_skip(path: Path) -> None:
+    with open(path, "rb") as f:
+        file = directread.DirectFile.reopen(f.fileno())
+    if file is None:
+        pytest.skip(f"{path.parent}: this file system refuses O_DIRECT reads")
+    file.close()
+
+
+def _chunks(path: Path, skip: int, sep: str | None, direct: bool) -> list[bytes]:
+    with open(path, "rb") as f:
+        header = f.readline()
+        f.seek(max(skip, f.tell()))
+        return [bytes(c) for _, c in linecuts.line_chunks(f, sep, header=header, direct=direct)]
+
+
+class _Counted:
+    """DirectFile.read, counted."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        read = directread.DirectFile.read
+
+        def counted(file: directread.DirectFile, into: memoryview, offset: int) -> int:
+            self.calls += 1
+            return read(file, into, offset)
+
+        monkeypatch.setattr(directread.DirectFile, "read", counted)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    lines=st.integers(0, 4000),
+    header=st.integers(1, 9000),
+    skip=st.integers(0, 20_000),
+    block=st.sampled_from([4096, 8192, 45_056, 1 << 20]),
+    sep=st.sampled_from([",", None]),
+    newline_at_end=st.booleans(),
+    seed=st.integers(0, 99),
+)
+def test_direct_reads_cut_as_reads_through_the_cache(  # type: ignore[no-untyped-def]
+    tmp_path, monkeypatch, lines, header, skip, block, sep, newline_at_end, seed
+):
+    _small_cuts(monkeypatch)
+    monkeypatch.setattr(linecuts, "BLOCK", block)
+    rnd = random.Random(seed)
+    body = b"".join(f"{i},{rnd.random():.6f},{rnd.randint(0, 3)}\n".encode() for i in range(lines))
+    if not newline_at_end:
+        body = body.rstrip(b"\n")
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"h" * header + b"\n" + body)
+    _direct_or_skip(path)
+    counted = _Counted(monkeypatch)
+    want = _chunks(path, skip, sep, direct=False)
+    got = _chunks(path, skip, sep, direct=True)
+    assert got == want
+    assert counted.calls >= 1  # read directly, not through the cache
+    if skip <= header + 1 and body:
+        assert b"".join(got).rstrip(b"\n") == body.rstrip(b"\n")
+
+
+@pytest.mark.parametrize("refused", ["open", "read"])
+def test_a_file_system_that_refuses_direct_reads_is_read_through_the_cache(tmp_path, monkeypatch, refused):  # type: ignore[no-untyped-def]
+    """As some file systems do, by the open or by the first read (EINVAL,
+    injected here: this machine's file systems all take O_DIRECT)."""
+    _small_cuts(monkeypatch)
+    body = b"".join(f"{i},{i * 7}\n".encode() for i in range(20_000))
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"id,x\n" + body)
+    want = _chunks(path, 0, ",", direct=False)
+    real_open, real_preadv = os.open, os.preadv
+
+    def refusing_open(name, flags, *args):  # type: ignore[no-untyped-def]
+        if flags & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument", name)
+        return real_open(name, flags, *args)
+
+    def refusing_preadv(fd, buffers, offset, *args):  # type: ignore[no-untyped-def]
+        if os.get_blocking(fd) and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_preadv(fd, buffers, offset, *args)
+
+    if refused == "open":
+        monkeypatch.setattr(directread.os, "open", refusing_open)
+    else:
+        monkeypatch.setattr(directread.os, "preadv", refusing_preadv)
+    before = {int(fd) for fd in os.listdir("/proc/self/fd")}
+    with open(path, "rb") as f:
+        assert directread.DirectFile.reopen(f.fileno()) is None
+        assert isinstance(windows.window(f, 1 << 20, 16384, direct=True), windows.Buffered)
+    assert _chunks(path, 0, ",", direct=True) == want
+    assert b"".join(want) == body
+    assert {int(fd) for fd in os.listdir("/proc/self/fd")} <= before  # no descriptor left open
+
+
+def test_a_stream_that_is_no_file_is_read_as_a_stream():  # type: ignore[no-untyped-def]
+    data = b"id,x\n" + b"".join(f"{i},{i}\n".encode() for i in range(1000))
+    stream = io.BytesIO(data)
+    stream.readline()
+    assert isinstance(windows.window(stream, 1 << 20, 16384, direct=True), windows.Buffered)
+    stream.seek(0)
+    assert b"".join(c for _, c in linecuts.line_chunks(stream, ",", direct=True)) == data[5:]
+
+
+def test_direct_reads_are_aligned_and_short_only_at_the_end(tmp_path):  # type: ignore[no-untyped-def]
+    data = os.urandom(3 * directread.ALIGN + 123)
+    path = tmp_path / "d.bin"
+    path.write_bytes(data)
+    _direct_or_skip(path)
+    with open(path, "rb") as f, mmap.mmap(-1, 8 * directread.ALIGN) as buf:
+        file = directread.DirectFile.reopen(f.fileno())
+        assert file is not None
+        view = memoryview(buf)
+        try:
+            assert file.read(view[: 2 * directread.ALIGN], directread.ALIGN) == 2 * directread.ALIGN
+            assert bytes(view[: 2 * directread.ALIGN]) == data[directread.ALIGN : 3 * directread.ALIGN]
+            assert file.read(view, 0) == len(data)  # fewer than asked: the end of the file
+            assert bytes(view[: len(data)]) == data
+            assert file.read(view[: directread.ALIGN], 4 * directread.ALIGN) == 0  # past the end
+            with pytest.raises(ValueError, match="unaligned"):
+                file.read(view[:100], 0)
+            with pytest.raises(ValueError, match="unaligned"):
+                file.read(view[: directread.ALIGN], 17)
+        finally:
+            view.release()
+            file.close()
+
+
+def test_cutting_stopped_early_stops_the_reads(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    _small_cuts(monkeypatch)
+    monkeypatch.setattr(linecuts, "BLOCK", 8192)
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"id,x\n" + b"".join(f"{i},{i}\n".encode() for i in range(50_000)))
+    _direct_or_skip(path)
+    with open(path, "rb") as f:
+        f.readline()
+        chunks = linecuts.line_chunks(f, ",", header=b"id,x\n", direct=True)
+        next(chunks)
+        assert any(t.name.startswith("lepton-direct") for t in threading.enumerate())
+        chunks.close()  # the consumer gave up (a Fallback, an error): the reader thread ends with it
+    assert not any(t.name.startswith("lepton-direct") and t.is_alive() for t in threading.enumerate())
+
+
+def _evict(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        pagecache.drop(fd, 0, 0)
+    finally:
+        os.close(fd)
+
+
+def test_a_cold_source_is_snapshotted_with_direct_reads(repo, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    rnd = random.Random(3)
+    n = 60_000
+    xs = [rnd.random() for _ in range(n)]
+    frame = pd.DataFrame({"id": range(n), "x": xs, "label": [i % 5 for i in range(n)]})
+    path = tmp_path / "cold.csv"
+    frame.to_csv(path, index=False)
+    _direct_or_skip(path)
+    _evict(path)
+    with open(path, "rb") as f:
+        if pagecache.cached(f.fileno()):
+            pytest.skip("this kernel keeps the file cached after DONTNEED")
+    _evict(path)  # (the probe itself has the kernel read the first page ahead)
+    counted = _Counted(monkeypatch)
+    snap = repo.snapshot_data("cold", path, key="id")
+    assert counted.calls >= 1
+    pd.testing.assert_frame_equal(repo.read_table(snap.version.ref), frame)
+    frame.loc[123, "x"] = 0.5  # a version read the same way, against the first
+    frame.to_csv(path, index=False)
+    _evict(path)
+    again = repo.snapshot_data("cold", path, key="id")
+    pd.testing.assert_frame_equal(repo.read_table(again.version.ref), frame)
+    assert counted.calls >= 2

@@ -232,13 +232,14 @@ def test_chunk_encodings_follow_each_columns_values() -> None:
             "wide": pa.array(rng.integers(-(2**62), 2**62, n)),
             "top": pa.array(np.array([0, 2**64 - 1] * (n // 2), dtype=np.uint64)),
             "empty": pa.array([None] * n, pa.int64()),
+            "holes": pa.array([None if i % 3 else i for i in range(n)], pa.int64()),  # (spans of values only)
             "x": pa.array(rng.random(n)),
             "s": pa.array([f"v{i % 7}" for i in range(n)]),
         }
     )
-    data = parquet_buffer(table)
+    data = parquet_buffer(pa.concat_tables([table.slice(0, 1000), table.slice(1000)]))  # columns of 2 chunks
     meta = pq.ParquetFile(pa.BufferReader(data)).metadata.row_group(0)
     used = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
-    assert {name for name, enc in used.items() if "DELTA_BINARY_PACKED" in enc} == {"id", "label"}
+    assert {name for name, enc in used.items() if "DELTA_BINARY_PACKED" in enc} == {"id", "label", "holes"}
     assert {name for name, enc in used.items() if "BYTE_STREAM_SPLIT" in enc} == {"x"}
     assert read_parquet(data).equals(table)

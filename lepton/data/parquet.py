@@ -6,6 +6,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lepton.data.keyhash import words_of
+
 SMALL_ROWS = 64
 
 
@@ -56,12 +58,26 @@ def _encoding(field: pa.Field, values: pa.ChunkedArray) -> str | None:
     if pa.types.is_floating(field.type):
         return "BYTE_STREAM_SPLIT"
     if pa.types.is_integer(field.type):
-        import pyarrow.compute as pc  # here: ~0.03 s of start-up that versions of patches alone never need
-
-        low, high = pc.min_max(values).values()
-        if low.is_valid and high.is_valid and high.as_py() - low.as_py() < 1 << 32:
+        span = _span(values)
+        if span is not None and span < 1 << 32:
             return "DELTA_BINARY_PACKED"
     return None
+
+
+def _span(values: pa.ChunkedArray) -> int | None:
+    """max - min of an integer column (None where it has no values). In
+    numpy where it has no nulls: pyarrow.compute costs a ~0.15 s import
+    with the GIL held, in the middle of an ingest whose patches grew past
+    SMALL_ROWS rows."""
+    if not len(values):
+        return None
+    if values.null_count:
+        import pyarrow.compute as pc  # (nulls: rare in integer columns of the tables we chunk)
+
+        low, high = pc.min_max(values).values()
+        return high.as_py() - low.as_py() if low.is_valid and high.is_valid else None
+    words = words_of(values, values.type.to_pandas_dtype())
+    return int(words.max()) - int(words.min())
 
 
 def parquet_bytes(table: pa.Table) -> bytes:

@@ -16,7 +16,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from lepton.config import S3Settings, Settings
-from lepton.data import ingest
+from lepton.data import ingest, linecuts
 from lepton.repo import Repo
 from lepton.store import ObjectStore, open_location
 
@@ -104,6 +104,17 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:  # type: ignore[no-untyped-def]
     return f"sqlite:///{tmp_path / 'registry.db'}"
+
+
+# ---- chunk sizes ----------------------------------------------------------------
+@pytest.fixture
+def half_size_chunks(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Table chunks of ~2 MiB instead of ~4 (every size of the cut halved),
+    for tests that need several chunks from a table of a few MB."""
+    monkeypatch.setattr(linecuts, "AVG_BYTES", linecuts.AVG_BYTES // 2)
+    monkeypatch.setattr(linecuts, "MIN_BYTES", linecuts.MIN_BYTES // 2)
+    monkeypatch.setattr(linecuts, "CDC_MAX", linecuts.CDC_MAX // 2)
+    monkeypatch.setattr(linecuts, "MAX_BYTES", linecuts.MAX_BYTES // 2)
 
 
 # ---- stores ------------------------------------------------------------------

@@ -50,9 +50,9 @@ def test_a_csv_snapshot_needs_no_pandas(tmp_path) -> None:  # type: ignore[no-un
     """The streaming ingest of CSV datasets and labels (new, resumed and
     unchanged versions) runs on pyarrow and numpy alone: pandas' import is
     about half a second of every `lepton data snapshot` here."""
-    rows = "".join(f"{i},{i * 0.5},{i % 3}\n" for i in range(300_000))
+    rows = "".join(f"{i},{i * 0.5},{i % 3}\n" for i in range(600_000))  # several chunks
     (tmp_path / "d.csv").write_text("id,x,y\n" + rows)
-    (tmp_path / "l.csv").write_text("id,y\n" + "".join(f"{i},c{i % 3}\n" for i in range(300_000)))
+    (tmp_path / "l.csv").write_text("id,y\n" + "".join(f"{i},c{i % 3}\n" for i in range(600_000)))
     settings = {
         "store": {"url": str(tmp_path / "store")},
         "registry": {"url": f"sqlite:///{tmp_path / 'reg.db'}"},
@@ -61,11 +61,11 @@ def test_a_csv_snapshot_needs_no_pandas(tmp_path) -> None:  # type: ignore[no-un
         "from lepton.config import Settings; from lepton.repo import Repo; "
         f"r = Repo(Settings.model_validate({settings!r})).ensure_ready(); "
         f"d, l = {str(tmp_path / 'd.csv')!r}, {str(tmp_path / 'l.csv')!r}; "
-        "a = r.snapshot_data('d', d, key='id'); open(d, 'a').write('300000,1.0,2\\n'); "
+        "a = r.snapshot_data('d', d, key='id'); open(d, 'a').write('600000,1.0,2\\n'); "
         "b = r.snapshot_data('d', d, key='id'); c = r.snapshot_data('d', d, key='id'); "
         "assert a.created and b.created and not c.created and b.version.meta['resume']; "
         "s = r.snapshot_labels('y', l, dataset='d', key='id', label='y'); "
-        "assert s.manifest.classes == {'c0': 100000, 'c1': 100000, 'c2': 100000}, s.manifest.classes"
+        "assert s.manifest.classes == {'c0': 200000, 'c1': 200000, 'c2': 200000}, s.manifest.classes"
     )
     loaded = _loaded_after(statement)
     assert "pyarrow.csv" in loaded  # the streaming ingest did run

@@ -27,6 +27,7 @@ def _cut(data: bytes, block: int, monkeypatch) -> list[bytes]:  # type: ignore[n
     return [c for _, c in ingest.line_chunks(io.BytesIO(b"id,x,label\n" + data))]
 
 
+@pytest.mark.usefixtures("half_size_chunks")
 def test_edits_past_the_first_bytes_of_lines_keep_every_boundary(monkeypatch):  # type: ignore[no-untyped-def]
     """A relabel (or new feature values) leaves every line's first field as it
     was, so every chunk keeps its rows, and can be stored as a patch over its

@@ -22,6 +22,9 @@ from lepton.repo import Repo
 ROWS = 300_000  # ~6 MB: several chunks, so the version keeps a resume record
 
 
+pytestmark = pytest.mark.usefixtures("half_size_chunks")  # several chunks from tables of a few MB
+
+
 def _rows(ids: range) -> str:
     return "".join(f"{i},{(i * 7919) % 1000 / 7:.6f},{i % 10}\n" for i in ids)
 

@@ -213,6 +213,7 @@ def test_scattered_relabels_store_patches_not_copies(repo):
     assert repo.verify().ok
 
 
+@pytest.mark.usefixtures("half_size_chunks")
 def test_a_relabel_against_the_same_dataset_reads_none_of_its_keys(repo, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     """Relabelled chunks keep their keys, which were checked against this very
     dataset version: the dataset's keys are not read again. A new key, or

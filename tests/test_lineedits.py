@@ -105,6 +105,7 @@ def counted(monkeypatch):  # type: ignore[no-untyped-def]
     return seen
 
 
+@pytest.mark.usefixtures("half_size_chunks")
 def test_sparse_edits_parse_only_the_changed_lines(repo, tmp_path, counted, parsed):  # type: ignore[no-untyped-def]
     frame = _frame()
     path = tmp_path / "t.csv"
@@ -221,6 +222,7 @@ PINNED_HASHES = [6200909138930955571, 10748066304021429506, 3089754268397895049]
 PINNED_KEYSUM = "d2f305ba150132d7e771dd8bee5eab64"
 
 
+@pytest.mark.usefixtures("half_size_chunks")
 def test_the_kept_line_hashes_are_read_ahead_only_once_an_edit_shows_up(repo, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     asked: list[list[str]] = []
     monkeypatch.setattr(type(repo.store), "prefetch", lambda self, keys: asked.append(list(keys)))

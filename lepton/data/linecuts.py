@@ -42,13 +42,15 @@ try:
 except ImportError:  # not built: numpy does the same, ~10x slower on short lines
     _linecuts = None
 
-# ~2 MiB chunks (MIN + AVG): every chunk costs a Parquet writer, three objects (chunk, key and line
-# sidecars) and a read of its kept line hashes whatever its size. Against ~1 MiB, a 1 GiB table's
-# sparse-edit version took 2.49 s instead of 3.01 (medians of 5, fresh repositories, same history),
-# its store and a first import as they were, with half the files; ~4 MiB gave ~2.1 s but 1.5x
-# the peak memory of a first import, and insertions re-store 4 MiB.
-AVG_BYTES, MIN_BYTES, CDC_MAX = 1792 << 10, 256 << 10, 8 << 20
-MAX_BYTES = 16 << 20  # CDC_MAX plus room to reach the end of the line
+# ~4 MiB chunks (MIN + AVG): every chunk costs a Parquet writer, three objects (chunk, key and line
+# sidecars), a read of its kept line hashes and ~1.5 ms of Python with the GIL held, whatever its
+# size; a sparse-edit version is bound by the GIL, not the cores. Against ~1 MiB, ~2 MiB made a 1 GiB
+# table's sparse-edit version 2.49 s instead of 3.01 (medians of 5, fresh repositories, same
+# history); ~4 MiB against ~2 MiB, 3.85 s instead of 4.26 (8 alternating pairs on a slower day),
+# 0.5 s less CPU, 1% less store, peak memory +70 MB (first import 566 MB instead of 442).
+# Insertions re-store one chunk around them (4 MiB).
+AVG_BYTES, MIN_BYTES, CDC_MAX = 3584 << 10, 512 << 10, 16 << 20
+MAX_BYTES = 32 << 20  # CDC_MAX plus room to reach the end of the line
 TARGET_BYTES = AVG_BYTES + MIN_BYTES
 BLOCK = 64 << 20  # read size: the carried-over tail (< MAX_BYTES) is copied once per block
 PREFIX = 16  # bytes of each line that decide whether a chunk may end after it
@@ -220,13 +222,14 @@ class _Lines:
 
 
 def first_field_boundaries(
-    buf: bytearray | mmap.mmap, base: int, end: int, eof: bool, sep: str | None, avg: int = AVG_BYTES
+    buf: bytearray | mmap.mmap, base: int, end: int, eof: bool, sep: str | None, avg: int | None = None
 ) -> np.ndarray:
     """The exclusive ends of the lines of buf[base:end] (with ``eof``, the
     last line without its newline too) after which a chunk may end:
     compiled (lepton/data/_linecuts.c, ~10x faster on short lines, without
     the GIL and without an array of every line end: ~5 MB a 64 MiB block),
-    else numpy_cuts. ``avg``: bytes between boundaries on average."""
+    else numpy_cuts. ``avg``: bytes between boundaries on average (AVG_BYTES)."""
+    avg = AVG_BYTES if avg is None else avg
     if _linecuts is None:
         return numpy_cuts(buf, base, end, eof, sep, avg)[1]
     got = _linecuts.boundaries(buf, base, end, eof, ord(sep) if sep else -1, avg, 2**64 // avg)
@@ -234,10 +237,11 @@ def first_field_boundaries(
 
 
 def numpy_cuts(
-    buf: bytearray | mmap.mmap, base: int, end: int, eof: bool, sep: str | None, avg: int = AVG_BYTES
+    buf: bytearray | mmap.mmap, base: int, end: int, eof: bool, sep: str | None, avg: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every line end of buf[base:end], and first_field_boundaries, in numpy
     (where the extension was not built)."""
+    avg = AVG_BYTES if avg is None else avg
     data = np.frombuffer(buf, dtype=np.uint8, count=end)
     ends = np.flatnonzero(data[base:end] == 10) + (base + 1)  # exclusive ends of whole lines
     if eof and (not len(ends) or ends[-1] != end):

@@ -3,6 +3,7 @@ writes chunks without pandas)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -76,7 +77,8 @@ def _span(values: pa.ChunkedArray) -> int | None:
 
         low, high = pc.min_max(values).values()
         return high.as_py() - low.as_py() if low.is_valid and high.is_valid else None
-    words = words_of(values, values.type.to_pandas_dtype())
+    kind = f"{'' if pa.types.is_signed_integer(values.type) else 'u'}int{values.type.bit_width}"
+    words = words_of(values, np.dtype(kind))  # (to_pandas_dtype would import pandas)
     return int(words.max()) - int(words.min())
 
 

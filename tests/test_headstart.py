@@ -13,10 +13,8 @@ import blake3
 import pandas as pd
 import pytest
 
-from lepton import pagecache
 from lepton.config import Settings
 from lepton.data import headstart, resume
-from lepton.data.directread import DirectFile
 from lepton.data.headstart import HeadStart
 from lepton.repo import Repo, open_repo
 
@@ -52,33 +50,6 @@ def test_states_are_the_hashes_of_the_file_up_to_each_mark(tmp_path):  # type: i
         assert head.state_at(6 * MARK) is None  # past the end
         assert head.state_at(0)[1].hexdigest() == blake3.blake3(b"").hexdigest()  # type: ignore[index]
     assert not head._thread.is_alive()
-
-
-@pytest.mark.parametrize("size", [5 * MARK + 1234, 5 * MARK])
-def test_a_cold_file_is_read_directly_with_the_same_states(tmp_path, monkeypatch, size):  # type: ignore[no-untyped-def]
-    """Not in the page cache: read with O_DIRECT (lepton.data.directread),
-    whether the file ends in a partial block or not; the states are the same."""
-    data = os.urandom(size)
-    f = tmp_path / "f.bin"
-    f.write_bytes(data)
-    with open(f, "rb") as opened:
-        if DirectFile.reopen(opened.fileno()) is None:
-            pytest.skip(f"{tmp_path}: this file system refuses O_DIRECT reads")
-        os.fsync(opened.fileno())
-        pagecache.drop(opened.fileno(), 0, 0)
-    reads = []
-    real = DirectFile.readinto
-    monkeypatch.setattr(
-        DirectFile, "readinto", lambda self, into: reads.append(len(into)) or real(self, into)
-    )
-    with HeadStart(str(f)) as head:
-        assert head.cold
-        for offset in (0, MARK, 3 * MARK + 17, 5 * MARK):
-            mark, state = head.state_at(offset)  # type: ignore[misc]
-            assert state.hexdigest() == blake3.blake3(data[:mark]).hexdigest()
-        assert head.state_at(6 * MARK) is None
-        assert head.hash_through(size).hexdigest() == blake3.blake3(data).hexdigest()  # type: ignore[union-attr]
-    assert reads  # read directly, not through the cache
 
 
 def test_only_local_regular_files_get_one(tmp_path):  # type: ignore[no-untyped-def]

@@ -31,7 +31,6 @@ class DirectFile:
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self._at = 0  # where readinto reads next
 
     @classmethod
     def reopen(cls, fd: int) -> DirectFile | None:
@@ -69,16 +68,6 @@ class DirectFile:
             if n == 0 or n % ALIGN:
                 break  # the end of the file (its last, partial block)
         return total
-
-    def readinto(self, into: memoryview) -> int:
-        """As a stream's, from where the last one ended (0 once at the end):
-        for readers of whole aligned blocks from the file's start on
-        (lepton.data.readinto.ReadAhead, in buffers of its own)."""
-        if self._at % ALIGN:
-            return 0  # the last read ended in the file's last, partial block
-        n = self.read(into, self._at)
-        self._at += n
-        return n
 
     def close(self) -> None:
         """Let go of the file (safe to call twice)."""

@@ -11,10 +11,11 @@ moment the command knows its source, keeping the hash state at every MARK
 bytes. The resume then needs, per checkpoint, the state at the mark before
 it and the few bytes after that mark (in the page cache by then).
 
-A file that was not in the page cache when it was opened is read with
-O_DIRECT where the file system takes it (lepton.data.directread: no copy
-out of the cache, ~0.15 s of CPU per 512 MB here), else leaves the cache
-again as it is read (lepton.pagecache): on the benchmark's VM a new 1 GiB
+A file that was not in the page cache when it was opened leaves it again
+as it is read (lepton.pagecache). (Not O_DIRECT, as the ingest reads it:
+with one read ahead, in 16 or 64 MiB blocks, an appended version's prefix
+took 0.3-0.6 s longer to read than through the cache, 6 alternating
+runs.) On the benchmark's VM a new 1 GiB
 version then took 1.04 s instead of 1.31 s (medians of 8 alternating
 runs), the system CPU on the core the imports need 0.57 s instead of 1.1.
 The ingest is told (``cold``) rather than finding out for itself, since
@@ -51,12 +52,10 @@ from typing import Any
 import blake3
 
 from lepton import pagecache
-from lepton.data.directread import DirectFile
 from lepton.data.readinto import ReadAhead
 
 MARK = 4 << 20  # the spacing of the kept hash states
 READ = 64 << 20  # read size: cold reads here ran at 1.2 GB/s in blocks of 4-32 MiB, 1.45 in 64
-READ_DIRECT = 16 << 20  # with O_DIRECT (the device splits each read, one read ahead): 96 MiB less memory
 
 
 class HeadStart:
@@ -103,12 +102,10 @@ class HeadStart:
         """Hash the file block after block (the next one read meanwhile),
         keeping the state at every mark, until its end or close()."""
         hasher = blake3.blake3()
-        direct = DirectFile.reopen(fd) if self.cold else None  # the disk fills our buffers: nothing cached
         try:
-            size = min(READ, READ_DIRECT) if direct is not None else READ
-            with open(fd, "rb", buffering=0) as f, ReadAhead(direct or f, repeat(size), size) as reads:
+            with open(fd, "rb", buffering=0) as f, ReadAhead(f, repeat(READ), READ) as reads:
                 for block in reads.up_to(sys.maxsize):
-                    if self.cold and direct is None:  # read into our buffer: out of the cache
+                    if self.cold:  # read into our buffer: out of the cache
                         pagecache.drop(fd, reads.pos - len(block), len(block))
                     for at in range(0, len(block), MARK):
                         piece = block[at : at + MARK]
@@ -123,8 +120,6 @@ class HeadStart:
         except OSError:
             pass  # only a hint: the ingest reads (and reports) for itself
         finally:
-            if direct is not None:
-                direct.close()
             with self._cond:
                 self._done = True
                 self._cond.notify_all()

@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 
     from lepton.data import trees
     from lepton.data.headstart import HeadStart
-    from lepton.data.linecache import LineCache
 
 # Table readers and writers (pandas, pyarrow) are imported by the methods
 # that use them, so commands that never touch a table (status of a folder,
@@ -95,13 +94,6 @@ class Repo:
         in .lepton/; assign another StateCache to move it."""
         local_store = self.store.location.root if self.store.location.is_local else None
         return StateCache(default_path(self.root, local_store))
-
-    @cached_property
-    def line_cache(self) -> LineCache:
-        """Patch entries' line hashes, beside the state cache (lepton.data.linecache)."""
-        from lepton.data.linecache import LineCache
-
-        return LineCache(self.state.path.parent / "lines")
 
     def __enter__(self) -> Repo:
         return self
@@ -227,7 +219,6 @@ class Repo:
                 progress=progress,
                 record=record,
                 head=head,
-                line_cache=self.line_cache if key is not None else None,
             )
             if got is not None:
                 return got.manifest, self._source_key(loc, path, got.read) | got.meta()

@@ -18,7 +18,6 @@ import numpy as np
 from lepton import pagecache
 from lepton.data import chunkparse, dupkeys, ingest, keyspan, resume, sidecars, statecache
 from lepton.data.headstart import HeadStart
-from lepton.data.linecache import LineCache
 from lepton.data.linecuts import cutter
 from lepton.data.tablefiles import check_table_file
 from lepton.manifest import Labelset, Manifest, Parent, TableDataset, TreeDataset
@@ -74,12 +73,10 @@ def dataset_file(
     progress: Progress | None,
     record: Any = None,
     head: HeadStart | None = None,
-    line_cache: LineCache | None = None,
 ) -> Taken | None:
     """The dataset (``record``: the previous version's resume record;
-    ``head``: the file already being read, lepton.data.headstart;
-    ``line_cache``: lepton.data.linecache)."""
-    taken = _ingest(store, memo, location, path, sep, key, previous, progress, None, record, head, line_cache)
+    ``head``: the file already being read, lepton.data.headstart)."""
+    taken = _ingest(store, memo, location, path, sep, key, previous, progress, None, record, head)
     if taken is None:
         return None
     got, read, kept = taken
@@ -172,7 +169,6 @@ def _ingest(
     labels: ingest.LabelRule | None,
     record: Any,
     head: HeadStart | None = None,
-    line_cache: LineCache | None = None,
 ) -> tuple[ingest.Ingested, SourceRead | None, dict[str, Any] | None] | None:
     """The streaming ingest of one file (None where it falls back), resumed
     after the prefix it shares with the previous version where the record
@@ -217,7 +213,6 @@ def _ingest(
                 adopt=adopt,
                 spans=keyspan.from_record(record, key, previous.chunks) if previous else None,
                 direct=stream is not opened,  # cold and local (pagecache.DropBehind)
-                line_cache=line_cache,
             )
         kept = recorder.record(cut, sep, key, got.spans)
         if before is None or statecache.stat_of(os.stat(path)) != before.stat:

@@ -41,7 +41,6 @@ from lepton.data.cutahead import cut_ahead
 from lepton.data.dupkeys import has_duplicates
 from lepton.data.headstart import HeadStart
 from lepton.data.labelrule import LabelRule
-from lepton.data.linecache import LineCache
 from lepton.data.linecuts import BLOCK, MAX_BYTES, MIN_BYTES, TARGET_BYTES, Buffers, Fallback, line_chunks
 from lepton.manifest import Chunk, Column, Labelset, TableDataset
 from lepton.store.objects import ObjectStore
@@ -100,7 +99,6 @@ class _Job:
     by_span: dict[keyspan.Span, Chunk] = field(default_factory=dict)  # previous chunks by key span (defer)
     read_ahead: lineedits.ReadAhead | None = None  # what edits in place compare with, read ahead
     same_columns: bool = False  # the previous version's columns and types: its chunks' schema
-    line_cache: LineCache | None = None  # patch entries' line hashes, kept locally (lepton.data.linecache)
 
 
 @dataclass
@@ -130,7 +128,6 @@ def ingest_delimited(
     adopt: bool = False,
     spans: dict[str, keyspan.Span] | None = None,
     direct: bool = False,
-    line_cache: LineCache | None = None,
 ) -> Ingested:
     """Chunk, parse (only what is new) and store a delimited table.
 
@@ -151,8 +148,7 @@ def ingest_delimited(
     the previous version's chunks' key ranges (lepton.data.keyspan): a
     reused chunk's key sidecar is then read only if its range meets the
     new chunks'. ``direct``: the stream is a cold local file, read once
-    from here on (linecuts.line_chunks: with O_DIRECT where it can).
-    ``line_cache``: where edits in place find and keep their line hashes."""
+    from here on (linecuts.line_chunks: with O_DIRECT where it can)."""
     types: dict[str, pa.DataType] | None = None
     known: dict[str, Chunk] = {}
     if previous is not None:
@@ -182,9 +178,8 @@ def ingest_delimited(
             progress,
             defer,
             by_span=by_span,
-            read_ahead=lineedits.ReadAhead(store, by_span.values(), line_cache) if by_span else None,
+            read_ahead=lineedits.ReadAhead(store, by_span.values()) if by_span else None,
             same_columns=previous is not None and previous.columns == _columns(types),
-            line_cache=line_cache,
         )
 
     try:
@@ -334,17 +329,8 @@ def _one_chunk(job: _Job, raw: memoryview) -> _Done:
         fast = None
         if lines is not None and job.by_span and job.same_columns:  # (a patch takes its base's schema)
             fast = lineedits.edited(
-                job.store,
-                job.staging,
-                job.by_span,
-                raw,
-                lines,
-                job.sep,
-                job.types,
-                job.key,  # type: ignore[arg-type]
-                job.read_ahead,
-                job.line_cache,
-            )
+                job.store, job.staging, job.by_span, raw, lines, job.sep, job.types, job.key, job.read_ahead
+            )  # type: ignore[arg-type]
         if fast is not None:
             chunk, span, parsed = fast
             done = _Done(chunk, None, memo_key, parsed, span)  # its key hashes: the candidate's (sidecars)

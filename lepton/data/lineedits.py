@@ -23,7 +23,6 @@ import numpy as np
 import pyarrow as pa
 
 from lepton.data import chunkparse, keyspan, linehash, patches
-from lepton.data.linecache import LineCache
 from lepton.data.linecuts import Fallback
 from lepton.data.parquet import parquet_buffer
 from lepton.manifest import Chunk
@@ -42,13 +41,9 @@ class Kept:
     held: list[np.ndarray]
 
 
-def kept(store: ObjectStore, entry: Chunk, cache: LineCache | None = None) -> Kept | None:
-    """The line hashes kept for ``entry`` (from ``cache`` where it holds
-    them); None where its base has no line sidecar or one of its patches
-    no LINE column."""
-    got = cache.get(entry) if cache is not None else None
-    if got is not None:
-        return Kept(*got)
+def kept(store: ObjectStore, entry: Chunk) -> Kept | None:
+    """The line hashes kept for ``entry``; None where its base has no line
+    sidecar or one of its patches no LINE column."""
     above: list[Chunk] = []
     while entry.base is not None:
         above.append(entry)
@@ -69,14 +64,11 @@ def kept(store: ObjectStore, entry: Chunk, cache: LineCache | None = None) -> Ke
     return Kept(keysum, hashes, held[::-1])
 
 
-def kept_objects(entries: Iterable[Chunk], cache: LineCache | None = None) -> list[str]:
+def kept_objects(entries: Iterable[Chunk]) -> list[str]:
     """The objects ``kept`` reads for these entries (line sidecars and
-    patches, not the bases' rows; none for an entry ``cache`` holds), in
-    their order."""
+    patches, not the bases' rows), in their order."""
     out = []
     for entry in entries:
-        if cache is not None and cache.has(entry):
-            continue
         while entry.base is not None:
             out.append(entry.id)
             entry = entry.base
@@ -90,8 +82,8 @@ class ReadAhead:
     sidecars and patches) in the background, from the first edit in place
     on: a version that only appends rows never reads them."""
 
-    def __init__(self, store: ObjectStore, entries: Iterable[Chunk], cache: LineCache | None = None) -> None:
-        self.store, self.entries, self.cache = store, list(entries), cache
+    def __init__(self, store: ObjectStore, entries: Iterable[Chunk]) -> None:
+        self.store, self.entries = store, list(entries)
         self._lock = threading.Lock()
         self._started = False
 
@@ -100,7 +92,7 @@ class ReadAhead:
             if self._started:
                 return
             self._started = True
-        objects = kept_objects(self.entries, self.cache)
+        objects = kept_objects(self.entries)
         threading.Thread(
             target=self.store.prefetch, args=(objects,), name="lepton-read-ahead", daemon=True
         ).start()
@@ -116,20 +108,18 @@ def edited(
     types: dict[str, pa.DataType],
     key: str,
     read_ahead: ReadAhead | None = None,
-    cache: LineCache | None = None,
 ) -> tuple[Chunk, keyspan.Span, int] | None:
     """The raw chunk (whose ``lines`` are known) as a patch over the
     previous version's chunk it edits in place, staged: the entry, its key
     span, and the bytes parsed. None where it is not such a chunk, or too
-    much of it changed for a patch: the caller parses it whole. ``cache``:
-    where the candidates' line hashes may be, and the new entry's go."""
+    much of it changed for a patch: the caller parses it whole."""
     span = _ends(raw, lines, sep, list(types).index(key))
     candidate = by_span.get(span) if span is not None else None
     if candidate is None or candidate.rows != len(lines):
         return None
     if read_ahead is not None:
         read_ahead.start()
-    before = kept(store, candidate, cache)
+    before = kept(store, candidate)
     if before is None or before.keysum != lines.keysum:
         return None
     changed = np.flatnonzero(before.hashes != lines.hashes)
@@ -149,10 +139,6 @@ def edited(
     chunk = Chunk(
         id=staging.put(parquet_buffer(patch)), rows=candidate.rows, keys=candidate.keys, base=parent
     )
-    if cache is not None:  # its lines are these lines; its chain holds parent's patches below its own
-        below = before.held[len(before.held) - parent.depth :] if parent.depth else []
-        cache.put(chunk, lines.keysum, lines.hashes, [positions, *below])
-        cache.forget(candidate)
     return chunk, span, len(text)  # type: ignore[return-value]
 
 

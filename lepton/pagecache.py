@@ -17,6 +17,8 @@ the start-up path (lepton.data.headstart) uses it too.
 
 from __future__ import annotations
 
+import ctypes
+import mmap
 import os
 from collections.abc import Iterable
 from typing import Any, BinaryIO
@@ -27,17 +29,47 @@ LAG = 64 << 20  # bytes behind the furthest read that stay cached (a resumed ing
 
 def cached(fd: int) -> bool:
     """Whether the file's first page is in the page cache (then, likely, the
-    rest); True where that cannot be told or nothing could be dropped."""
-    nowait = getattr(os, "RWF_NOWAIT", 0)
-    if not nowait or not hasattr(os, "posix_fadvise"):
+    rest); True where that cannot be told or nothing could be dropped.
+
+    Asked with mincore(2) on a mapping of that page that is never touched:
+    a 1-byte RWF_NOWAIT read that misses starts the kernel's readahead of
+    the page (6.18 here), so that the next probe found it cached."""
+    libc = _libc()
+    if libc is None or not hasattr(os, "posix_fadvise"):
         return True
     try:
-        os.preadv(fd, [bytearray(1)], 0, nowait)  # 0 bytes (an empty file): nothing to drop either
-    except BlockingIOError:
-        return False
+        if os.fstat(fd).st_size == 0:
+            return True  # nothing to drop
     except OSError:
-        return True  # RWF_NOWAIT refused here
-    return True
+        return True
+    address = libc.mmap(None, PAGE, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+    if address in (None, ctypes.c_void_p(-1).value):
+        return True
+    try:
+        vec = ctypes.create_string_buffer(1)
+        return libc.mincore(address, PAGE, vec) != 0 or bool(vec.raw[0] & 1)
+    finally:
+        libc.munmap(address, PAGE)
+
+
+def _libc() -> Any:
+    """libc with mmap, mincore and munmap typed; None where it cannot be had."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_long,
+        ]
+        libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+        libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    except (OSError, AttributeError):
+        return None
+    return libc
 
 
 def drop(fd: int, offset: int, length: int) -> None:

@@ -194,7 +194,7 @@ def test_a_cold_source_is_snapshotted_with_direct_reads(repo, tmp_path, monkeypa
     with open(path, "rb") as f:
         if pagecache.cached(f.fileno()):
             pytest.skip("this kernel keeps the file cached after DONTNEED")
-    _evict(path)  # (the probe itself has the kernel read the first page ahead)
+    _evict(path)  # (again: nothing between the probe and the snapshot may bring a page back)
     counted = _Counted(monkeypatch)
     snap = repo.snapshot_data("cold", path, key="id")
     assert counted.calls >= 1

@@ -18,6 +18,7 @@ the start-up path (lepton.data.headstart) uses it too.
 from __future__ import annotations
 
 import ctypes
+import functools
 import mmap
 import os
 from collections.abc import Iterable
@@ -52,8 +53,9 @@ def cached(fd: int) -> bool:
         libc.munmap(address, PAGE)
 
 
+@functools.cache
 def _libc() -> Any:
-    """libc with mmap, mincore and munmap typed; None where it cannot be had."""
+    """libc with mmap, mincore and munmap typed (once); None where it cannot be had."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.mmap.restype = ctypes.c_void_p

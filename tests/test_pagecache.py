@@ -34,9 +34,8 @@ def _small_lag(monkeypatch):  # type: ignore[no-untyped-def]
 def _evict(path: Path) -> None:
     """The file out of the page cache. DONTNEED leaves a page that is still
     held (by write-back just done, or on the other core's way to the LRU
-    lists): under load a few stay now and then, so it is asked again (up
-    to ~5 s: a full parallel test run on a slow day once needed more than 1)."""
-    for _ in range(100):
+    lists): under load a few stay now and then, so it is asked again."""
+    for _ in range(20):
         with open(path, "rb") as f:
             os.fsync(f.fileno())
             pagecache.drop(f.fileno(), 0, 0)  # 0 bytes: to the end

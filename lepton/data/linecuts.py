@@ -126,11 +126,8 @@ def line_chunks(
         win.close()
 
 
-_fresh = windows.fresh
-
-
 class Buffers:
-    """A few chunk-sized buffers (anonymous maps, as _fresh), used over and
+    """A few chunk-sized buffers (anonymous maps, as windows.fresh), used over and
     over: on some machines a page touched for the first time costs more
     than copying into it, and a new bytes object per chunk is fresh memory
     every time. ``copy`` waits for a free buffer, which also bounds the
@@ -145,12 +142,12 @@ class Buffers:
         """``data`` in a buffer, ending with a newline: a view of the buffer."""
         if self._made < self._count and self._free.empty():
             self._made += 1
-            buf = _fresh(MAX_BYTES + 1)
+            buf = windows.fresh(MAX_BYTES + 1)
         else:
             buf = self._free.get()
         n = len(data)
         if n >= len(buf):  # one line longer than MAX_BYTES: a buffer of its own, kept after
-            buf = _fresh(n + 1)
+            buf = windows.fresh(n + 1)
         if _linecuts is not None:
             _linecuts.copy(buf, data)  # without the GIL: the workers' Python runs meanwhile
         else:
@@ -167,7 +164,7 @@ class Buffers:
         try:
             chunk.release()
         except BufferError:  # something still holds a view of it: leave it to them
-            buf = _fresh(len(buf))  # type: ignore[arg-type]
+            buf = windows.fresh(len(buf))  # type: ignore[arg-type]
         self._free.put(buf)  # type: ignore[arg-type]
 
 

@@ -1,7 +1,9 @@
 """Direct (O_DIRECT) reads of a cold file cut it exactly as reads through
 the page cache do, wherever the reading starts and whatever the block
 size; a file system that refuses them is read through the cache instead;
-and a cold source file is snapshotted that way, nothing of it left cached."""
+chunks lent from the read buffers hold the file's bytes until given back,
+in any order, and a buffer still in use is never read into again; and a
+cold source file is snapshotted that way, nothing of it left cached."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import mmap
 import os
 import random
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -171,6 +175,86 @@ def test_cutting_stopped_early_stops_the_reads(tmp_path, monkeypatch):  # type: 
         assert any(t.name.startswith("lepton-direct") for t in threading.enumerate())
         chunks.close()  # the consumer gave up (a Fallback, an error): the reader thread ends with it
     assert not any(t.name.startswith("lepton-direct") and t.is_alive() for t in threading.enumerate())
+
+
+def _lent(path: Path, seed: int) -> tuple[list[bytes], int]:
+    """Cut ``path`` directly with buffers, each chunk checked and given
+    back by one of two workers after a random pause (out of order): the
+    chunks as checked, and the buffers made."""
+    rnd = random.Random(seed)
+    made = []
+    real_fresh = windows.fresh
+
+    def counted_fresh(size: int) -> mmap.mmap:
+        made.append(size)
+        return real_fresh(size)
+
+    buffers = linecuts.Buffers(4)
+    checked: list[bytes] = []
+    with open(path, "rb") as f:
+        header = f.readline()
+
+        def check(i: int, chunk: memoryview) -> None:
+            time.sleep(rnd.random() / 500)
+            checked[i] = bytes(chunk)
+            buffers.give(chunk)
+
+        windows.fresh = counted_fresh
+        try:
+            with ThreadPoolExecutor(2) as pool:
+                chunks = linecuts.line_chunks(f, ",", header=header, buffers=buffers, direct=True)
+                for i, (_, chunk) in enumerate(chunks):
+                    checked.append(b"")
+                    pool.submit(check, i, chunk).add_done_callback(lambda fut: fut.result())
+        finally:
+            windows.fresh = real_fresh
+    return checked, len(made)
+
+
+def test_lent_chunks_hold_the_files_bytes_until_given_back(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """Many small blocks, so the ring of buffers goes round many times while
+    chunks are out: no block is read into a buffer before every chunk
+    lent from it is back."""
+    _small_cuts(monkeypatch)
+    monkeypatch.setattr(linecuts, "BLOCK", 8192)
+    rnd = random.Random(7)
+    body = b"".join(f"{i},{rnd.random():.6f},{rnd.randint(0, 3)}\n".encode() for i in range(20_000))
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"id,x,y\n" + body)
+    _direct_or_skip(path)
+    want = _chunks(path, 0, ",", direct=False)
+    assert len(want) > 50
+    for seed in range(3):
+        got, made = _lent(path, seed)
+        assert got == want
+        assert made == windows.MAPS  # the ring only: nothing copied out
+
+
+def test_cutting_stopped_with_chunks_out_does_not_wait_for_them(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """The consumer gave up holding chunks it will never give back, from
+    every buffer of the ring: the reader thread, waiting for the first
+    buffer to read into it again, ends with the cutting."""
+    _small_cuts(monkeypatch)
+    monkeypatch.setattr(linecuts, "BLOCK", 8192)
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"id,x\n" + b"".join(f"{i},{i}\n".encode() for i in range(50_000)))
+    _direct_or_skip(path)
+    held: list[memoryview] = []
+    with open(path, "rb") as f:
+        f.readline()
+        chunks = linecuts.line_chunks(f, ",", header=b"id,x\n", buffers=linecuts.Buffers(2), direct=True)
+        for _, chunk in chunks:
+            held.append(chunk)  # never given back
+            if len({id(c.obj) for c in held}) == windows.MAPS:
+                break  # the next read waits for the first buffer's chunks
+        reader = [t for t in threading.enumerate() if t.name.startswith("lepton-direct")]
+        assert reader and all(t.is_alive() for t in reader)
+        closing = threading.Thread(target=chunks.close)
+        closing.start()
+        closing.join(timeout=10)
+        assert not closing.is_alive()
+    assert not any(t.is_alive() for t in reader)
+    assert bytes(held[0]).startswith(b"0,0\n")  # what was lent stays readable
 
 
 def _evict(path: Path) -> None:

@@ -88,9 +88,12 @@ def line_chunks(
     64 MiB object per read costs page faults for every byte, twice with
     the carried-over tail); with ``direct`` (a cold local file, read once)
     with O_DIRECT where the file system takes it, else through the stream.
-    Each chunk is copied out once: into a new bytes object, or with
-    ``buffers`` into one of theirs (a view of it; the consumer gives the
-    buffer back)."""
+    More is read only when the next cut cannot be decided from what is in
+    view, so the tail carried into the next block is mostly less than a
+    chunk (keeping MAX_BYTES in view moved most bytes once more). Each
+    chunk is a new bytes object; or, with ``buffers``, a view the consumer
+    gives back: of the window itself where it lends its buffers
+    (windows.Direct), else of a copy in one of ``buffers``'."""
     if header is None:
         header = stream.readline()
     if not header.strip():
@@ -100,24 +103,28 @@ def line_chunks(
     lines: _Lines | _Bytes | None = None
     try:
         while True:
-            if not win.eof and win.end - win.start < MAX_BYTES:  # keep a whole maximal chunk in view
+            start, end, view = win.start, win.end, win.view
+            cut = None
+            if start < end:
+                if lines is None:
+                    lines = (
+                        _Lines(win.buf, start, end, win.eof, sep)
+                        if sep
+                        else _Bytes(cdc, win.buf, view, end, win.eof)
+                    )
+                cut = lines.cut(start)
+            if cut is None:  # more is needed to decide
+                if win.eof:
+                    return
+                if end - start > MAX_BYTES:
+                    raise Fallback("a line longer than the read-ahead")
                 win.more()
                 lines = None
                 continue
-            start, end, view = win.start, win.end, win.view
-            if start >= end:
-                return
-            if lines is None:
-                lines = (
-                    _Lines(win.buf, start, end, win.eof, sep)
-                    if sep
-                    else _Bytes(cdc, win.buf, view, end, win.eof)
-                )
-            cut = lines.cut(start)
             if seen is not None:
                 seen(view[start:cut])
             if buffers is not None:
-                yield header, buffers.copy(view[start:cut])
+                yield header, buffers.take(view[start:cut], win)
             else:
                 chunk = view[start:cut].tobytes()
                 yield header, chunk if chunk.endswith(b"\n") else chunk + b"\n"
@@ -131,12 +138,23 @@ class Buffers:
     over: on some machines a page touched for the first time costs more
     than copying into it, and a new bytes object per chunk is fresh memory
     every time. ``copy`` waits for a free buffer, which also bounds the
-    chunks in flight. A chunk is a view of the start of its buffer
-    (``chunk.obj``)."""
+    chunks in flight. A chunk is a view of the start of its buffer, or of
+    the window that lent it (``take``)."""
 
     def __init__(self, count: int) -> None:
         self._free: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
         self._made, self._count = 0, count
+        self._lenders: list[windows.Window] = []
+
+    def take(self, data: memoryview, window: windows.Window) -> memoryview:
+        """A chunk cut from ``window`` (a view of its buffer): lent by the
+        window itself where it lends, and the chunk ends with a newline,
+        else copied."""
+        if window.lends and len(data) and data[-1] == 10:
+            if window not in self._lenders:
+                self._lenders.append(window)
+            return window.lend(data)  # type: ignore[attr-defined]
+        return self.copy(data)
 
     def copy(self, data: memoryview) -> memoryview:
         """``data`` in a buffer, ending with a newline: a view of the buffer."""
@@ -160,6 +178,10 @@ class Buffers:
 
     def give(self, chunk: memoryview) -> None:
         """A chunk's buffer, free again (its views must no longer be used)."""
+        for lender in self._lenders:
+            if lender.owns(chunk):  # type: ignore[attr-defined]
+                lender.give(chunk)  # type: ignore[attr-defined]
+                return
         buf = chunk.obj
         try:
             chunk.release()
@@ -174,18 +196,19 @@ class _Bytes:
     def __init__(self, cdc: FastCDC, buf: mmap.mmap, view: memoryview, end: int, eof: bool) -> None:
         self.cdc, self.buf, self.view, self.end, self.eof = cdc, buf, view, end, eof
 
-    def cut(self, pos: int) -> int:
-        """End (exclusive) of the chunk starting at ``pos``."""
-        # FastCDC decides within CDC_MAX bytes; a bounded view keeps pyfastcdc from copying the rest
+    def cut(self, pos: int) -> int | None:
+        """End (exclusive) of the chunk starting at ``pos``; None where
+        that needs more than is in view."""
+        if not self.eof and self.end - pos < CDC_MAX:
+            return None  # FastCDC decides within CDC_MAX bytes
+        # a bounded view keeps pyfastcdc from copying the rest
         first = next(iter(self.cdc.cut_buf(self.view[pos : min(pos + CDC_MAX, self.end)])))
         boundary = pos + first.length
         if boundary >= self.end:
-            return self.end  # the rest of the file (we hold MAX_BYTES ahead unless at its end)
+            return self.end if self.eof else None  # the rest of the file; else its line end is further
         newline = self.buf.find(b"\n", boundary - 1, self.end)
         if newline == -1:
-            if not self.eof:
-                raise Fallback("a line longer than the read-ahead")
-            return self.end
+            return self.end if self.eof else None
         cut = newline + 1
         if cut - pos > MAX_BYTES:  # a very long line: end at the last line end within bounds, if any
             back = self.buf.rfind(b"\n", pos, pos + MAX_BYTES)
@@ -200,22 +223,26 @@ class _Lines:
         self.buf, self.end, self.eof = buf, end, eof
         self.boundaries = first_field_boundaries(buf, base, end, eof, sep)
 
-    def cut(self, pos: int) -> int:
-        """End (exclusive) of the chunk starting at ``pos``."""
+    def cut(self, pos: int) -> int | None:
+        """End (exclusive) of the chunk starting at ``pos``; None where
+        that needs more than is in view. A boundary in view is the first
+        one whatever follows (each depends on its own line only)."""
         i = int(np.searchsorted(self.boundaries, pos + MIN_BYTES))
         if i < len(self.boundaries) and self.boundaries[i] - pos <= CDC_MAX:
             return int(self.boundaries[i])
+        if not self.eof and self.end < pos + CDC_MAX:
+            return None  # a boundary may yet come within CDC_MAX
         if self.eof and self.end <= pos + CDC_MAX:
             return self.end  # the rest: its last line may lack a newline
-        last = self.buf.rfind(b"\n", pos, min(pos + CDC_MAX, self.end))
+        last = self.buf.rfind(b"\n", pos, pos + CDC_MAX)
         if last != -1:
             return last + 1  # no boundary in reach: the last line end within it
         first = self.buf.find(b"\n", pos, self.end)
         if first != -1:
             return first + 1  # one line longer than CDC_MAX: a chunk of its own
-        if self.eof and self.end > pos:
+        if self.eof:
             return self.end
-        raise Fallback("a line longer than the read-ahead")
+        return None  # a line longer than what is in view
 
 
 def first_field_boundaries(

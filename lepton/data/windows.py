@@ -4,20 +4,30 @@ yet, ``buf[start:end]``, and more read after them when asked.
 - Buffered: one buffer, the tail moved to its start (one memmove) and the
   stream read after it, through the page cache.
 - Direct (a cold local file that takes O_DIRECT: lepton.data.directread):
-  two buffers in turn, the next block read into one on a helper thread
-  while the other is cut. A block lands at the same page-aligned place of
+  a ring of MAPS buffers, the next block read into one on a helper thread
+  while another is cut. A block lands at the same page-aligned place of
   its buffer every time, at a file offset that is a multiple of its size;
   the tail of the previous block is copied in just before it. The device
   fills the buffers itself, so the file is neither copied out of the page
   cache nor put in it.
 
-Both buffers are anonymous maps: their pages are first touched by whoever
+A Direct window ``lends`` its chunks: the consumer gets a view of the
+buffer itself, not a copy, and gives it back (``give``) once done with
+it and every view made of it; a buffer is read into again only when
+every chunk lent from it is back (a consumer that holds chunks without
+giving them back stops the reading, as linecuts.Buffers' copies do).
+Copying each chunk out (linecuts.Buffers) cost the cutting thread a pass
+over every byte, and buffers of its own whose pages the VM first had to
+provide.
+
+All buffers are anonymous maps: their pages are first touched by whoever
 writes them (a bytearray is zeroed first, with the GIL held).
 """
 
 from __future__ import annotations
 
 import mmap
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
@@ -30,7 +40,8 @@ except ImportError:  # not built
     _linecuts = None
 
 
-DIRECT_BLOCK = 32 << 20  # two such buffers (one being read) hold what one 64 MiB buffer did
+DIRECT_BLOCK = 32 << 20
+MAPS = 3  # one being cut, one being read, and one whose chunks the workers may still hold
 
 
 def fresh(size: int) -> mmap.mmap:
@@ -48,6 +59,7 @@ class Window:
     start: int
     end: int
     eof: bool
+    lends = False  # chunks are views of buf, given back (Direct)
 
     def more(self) -> None:
         """Keep buf[start:end] (as buf[start:end] anew) and read more after it."""
@@ -83,29 +95,44 @@ class Buffered(Window):
 class Direct(Window):
     """Read with ``file`` (O_DIRECT) from the stream's position on, in blocks
     of ``block`` bytes (a multiple of ALIGN), a tail of up to ``keep``
-    bytes carried from one to the next."""
+    bytes carried from one to the next; ``maps`` buffers in turn."""
 
-    def __init__(self, file: DirectFile, position: int, block: int, keep: int) -> None:
+    lends = True
+
+    def __init__(self, file: DirectFile, position: int, block: int, keep: int, maps: int = MAPS) -> None:
         if block % ALIGN:
             raise ValueError(f"direct reads in blocks of {block} bytes, not a multiple of {ALIGN}")
-        self.file, self.block = file, block
+        if maps < 2:
+            raise ValueError("direct reads need two buffers at least")
+        self.file, self.block, self.keep = file, block, keep
         self.head = -(-(keep + ALIGN) // ALIGN) * ALIGN  # room for the tail, and for where a block starts
-        self.maps = [fresh(self.head + block) for _ in range(2)]
+        self.maps = [fresh(self.head + block) for _ in range(maps)]
         self.views = [memoryview(m) for m in self.maps]
+        self.out = [0] * maps  # chunks lent from each buffer, not given back yet
+        self.cond = threading.Condition()
+        self.closing = False
         self.offset = position - position % ALIGN  # of the next read
         self.skip = position - self.offset  # bytes of the first block before ``position``
-        self.turn = 0  # blocks taken so far; the next one lands in maps[turn % 2]
+        self.turn = 0  # blocks taken so far; the next one lands in maps[turn % maps]
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="lepton-direct")
         self.pending: Future[int] | None = None
         self._read_next()
-        self.buf, self.view = self.maps[1], self.views[1]
+        self.buf, self.view = self.maps[-1], self.views[-1]  # (empty: nothing lent from it)
         self.start = self.end = self.head
         self.eof = False
 
     def _read_next(self) -> None:
-        into = self.views[self.turn % 2][self.head : self.head + self.block]
-        self.pending = self.pool.submit(self.file.read, into, self.offset)
+        self.pending = self.pool.submit(self._fill, self.turn % len(self.maps), self.offset)
         self.offset += self.block
+
+    def _fill(self, k: int, offset: int) -> int:
+        """Read the block at ``offset`` into buffer ``k`` once every chunk
+        lent from it is back (on the reader thread)."""
+        with self.cond:
+            self.cond.wait_for(lambda: self.closing or not self.out[k])
+            if self.closing:
+                return 0
+        return self.file.read(self.views[k][self.head : self.head + self.block], offset)
 
     def more(self) -> None:
         if self.pending is None:
@@ -113,8 +140,11 @@ class Direct(Window):
             return
         got = self.pending.result()  # (an OSError is the caller's, as a buffered read's)
         self.pending = None
-        buf, view = self.maps[self.turn % 2], self.views[self.turn % 2]
+        k = self.turn % len(self.maps)
+        buf, view = self.maps[k], self.views[k]
         tail = self.end - self.start
+        if tail > self.keep:
+            raise ValueError(f"a tail of {tail} bytes carried over, more than the {self.keep} kept")
         start = self.head - tail
         if tail:
             if _linecuts is not None:
@@ -128,9 +158,39 @@ class Direct(Window):
         self.turn += 1
         self.eof = got < self.block  # the end of the file: nothing more to read
         if not self.eof:
-            self._read_next()  # into the other buffer, whose tail was just copied out
+            self._read_next()  # into the next buffer of the ring, once its chunks are back
+
+    def lend(self, chunk: memoryview) -> memoryview:
+        """``chunk`` (a view of ``buf``, the buffer in view) lent to the
+        consumer, who gives it back with ``give``."""
+        k = self._index(chunk.obj)
+        with self.cond:
+            self.out[k] += 1
+        return chunk
+
+    def owns(self, chunk: memoryview) -> bool:
+        return any(chunk.obj is m for m in self.maps)
+
+    def give(self, chunk: memoryview) -> None:
+        """A lent chunk back: nothing may read it, or any view made of it,
+        from then on (its buffer is read into again; Python cannot tell
+        whether a view of a view is still held)."""
+        k = self._index(chunk.obj)
+        chunk.release()
+        with self.cond:
+            self.out[k] -= 1
+            self.cond.notify_all()
+
+    def _index(self, obj: object) -> int:
+        for k, m in enumerate(self.maps):
+            if obj is m:
+                return k
+        raise ValueError("not a chunk of this window")
 
     def close(self) -> None:
+        with self.cond:
+            self.closing = True  # a read waiting for chunks that will not come back gives up
+            self.cond.notify_all()
         self.pool.shutdown(wait=True, cancel_futures=True)  # no read into a buffer let go of
         self.pending = None
         for view in self.views:

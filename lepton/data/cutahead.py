@@ -19,6 +19,7 @@ objects are not published: the ingest publishes only what its table uses).
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from typing import Any, BinaryIO
 import blake3
 
 from lepton.data.linecuts import Fallback, line_chunks
+from lepton.data.resume import Recorder
 
 
 @dataclass
@@ -49,18 +51,24 @@ class Ahead:
             with contextlib.suppress(Exception):  # a chunk the cut from earlier may not meet again
                 yield slot.result()
 
-    def replay(self, stream: BinaryIO, piece: Callable[[bytes], None]) -> None:
-        """Give ``piece`` each chunk's bytes as they are in the file, in order
-        (the resume recorder hashes them), leaving the stream at the end.
-        The bytes are read again, so they are checked against those cut: a
-        file rewritten meanwhile raises Fallback (the whole-file reader then
-        takes it), never a record that disagrees with the chunks."""
+    def replay(self, stream: BinaryIO, recorder: Recorder) -> None:
+        """Give ``recorder`` each chunk's bytes as they are in the file, in
+        order, leaving the stream at the end. The bytes are read again, so
+        they are checked against those cut: a file rewritten meanwhile
+        raises Fallback (the whole-file reader then takes it), never a
+        record that disagrees with the chunks. Chunks the recorder's adopted
+        head start hashed (the same file, unchanged and settled: what it
+        read is what was cut) are neither read nor hashed again."""
         stream.seek(self.offset)
         for n, digest in self.pieces:
+            if recorder.adopted(n):
+                recorder.skip(n)
+                stream.seek(n, os.SEEK_CUR)
+                continue
             data = stream.read(n)
             if len(data) != n or blake3.blake3(data).digest() != digest:
                 raise Fallback("the file changed while it was read")
-            piece(data)
+            recorder.piece(data)
 
 
 def cut_ahead(

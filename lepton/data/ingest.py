@@ -200,7 +200,7 @@ def ingest_delimited(
 
                     if head is not None and labels is None:  # (labels: counted as parsed, so never twice)
                         tail = _resume_cutting_ahead(
-                            job, pool, buffers, stream, points, recorder, head, reuse_up_to, cut_by
+                            job, pool, buffers, stream, points, recorder, head, reuse_up_to, cut_by, adopt
                         )
                         slots.extend(tail)
                         at_end = bool(tail)
@@ -208,7 +208,7 @@ def ingest_delimited(
                         resume.skip_prefix(stream, points, recorder, reuse_up_to, head)
             if head is not None:
                 head.stop()  # past the prefix: the rest is read as it is cut
-                if recorder is not None and adopt:
+                if recorder is not None and adopt and not at_end:  # (at the end: adopted for the replay)
                     recorder.adopt(head)  # what it hashed beyond the prefix is not hashed again
             seen = recorder.piece if recorder is not None else None
             for first, raw in (
@@ -262,12 +262,15 @@ def _resume_cutting_ahead(
     head: HeadStart,
     reuse_up_to: Callable[[int], None],
     cut_by: str | None,
+    adopt: bool = False,
 ) -> list[Future]:
     """Resume with a head start: its states checked against the checkpoints
     on a helper thread while this one cuts from the last checkpoint on
     (lepton.data.cutahead). All matched: the tail's chunks are what was cut
-    ahead (returned; the stream left at the end). Else none are returned,
-    and what was cut ahead is kept for the cut from the furthest match."""
+    ahead (returned; the stream left at the end), and with ``adopt`` the
+    head start's states stand for the tail as far as it read. Else none
+    are returned, and what was cut ahead is kept for the cut from the
+    furthest match."""
     quiet = replace(job, progress=None)  # rows are counted once taken
     with ThreadPoolExecutor(1, thread_name_prefix="lepton-resume") as check:
         matching = check.submit(resume.match_with_head, points, head, reuse_up_to)
@@ -285,7 +288,10 @@ def _resume_cutting_ahead(
             matched = matching.result()
     resume.settle(stream, points, recorder, matched)
     if ahead.complete and matched is not None and matched[0] == points[-1]:
-        ahead.replay(stream, recorder.piece)
+        if adopt:
+            head.stop()  # (it read on meanwhile: the tail too, mostly)
+            recorder.adopt(head)
+        ahead.replay(stream, recorder)
         if job.progress is not None:
             for slot in ahead.slots:
                 slot.add_done_callback(partial(_count, job.progress))

@@ -74,14 +74,30 @@ class Recorder:
         if reach > self.offset:
             self._head, self._reach, self.hasher = head, reach, None
 
-    def piece(self, data: bytes | memoryview) -> None:
-        """One chunk's bytes, as they are in the file."""
+    def adopted(self, n: int) -> bool:
+        """Whether the next ``n`` bytes are hashed by the adopted head start."""
+        return self.hasher is None and self.offset + n <= self._reach
+
+    def skip(self, n: int) -> None:
+        """One chunk of ``n`` bytes that the adopted head start hashed (``adopted``)."""
+        if not self.adopted(n):
+            raise ValueError(f"{n} bytes at {self.offset} were not hashed by the head start")
+        self._checkpoint()
+        self._last = (self.offset, self.chunks, None)
+        self.offset += n
+        self.chunks += 1
+
+    def _checkpoint(self) -> None:
         if self.chunks and self.offset - (self.points[-1].offset if self.points else 0) >= self.spacing:
             self.points.append(Point(self.offset, self.chunks, self._state_at(self.offset).hexdigest()))
             if len(self.points) > MAX_POINTS:
                 self.points, self.spacing = self.points[1::2], self.spacing * 2
+
+    def piece(self, data: bytes | memoryview) -> None:
+        """One chunk's bytes, as they are in the file."""
+        self._checkpoint()
         end = self.offset + len(data)
-        if self.hasher is None and end <= self._reach:
+        if self.adopted(len(data)):
             self._last = (self.offset, self.chunks, None)  # hashed by the head start
         else:
             if self.hasher is None:

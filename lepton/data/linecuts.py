@@ -185,7 +185,9 @@ class Buffers:
         buf = chunk.obj
         try:
             chunk.release()
-        except BufferError:  # something still holds a view of it: leave it to them
+        except BufferError:  # an export of the chunk itself is still held: leave the buffer to it
+            # (views made from the chunk, as numpy's and ctypes' are, do not show here: as for
+            # windows.Direct.give, nothing may read a chunk once given back)
             buf = windows.fresh(len(buf))  # type: ignore[arg-type]
         self._free.put(buf)  # type: ignore[arg-type]
 

@@ -13,6 +13,8 @@ import io
 import mmap
 import os
 import random
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -255,6 +257,32 @@ def test_cutting_stopped_with_chunks_out_does_not_wait_for_them(tmp_path, monkey
         assert not closing.is_alive()
     assert not any(t.is_alive() for t in reader)
     assert bytes(held[0]).startswith(b"0,0\n")  # what was lent stays readable
+
+
+def test_a_process_holding_lent_chunks_still_exits(tmp_path):  # type: ignore[no-untyped-def]
+    """A consumer that keeps chunks and the cutting to the end of the
+    process, the reader thread waiting for their buffer: the process exits
+    (the reader is a daemon thread, not one that exit waits for)."""
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"id,x\n" + b"".join(f"{i},{i}\n".encode() for i in range(50_000)))
+    _direct_or_skip(path)
+    script = f"""
+from lepton.data import linecuts, windows
+linecuts.AVG_BYTES, linecuts.MIN_BYTES, linecuts.CDC_MAX, linecuts.MAX_BYTES = 2048, 512, 8192, 16384
+linecuts.BLOCK = 8192
+f = open({str(path)!r}, "rb")
+f.readline()
+chunks = linecuts.line_chunks(f, ",", header=b"id,x\\n", buffers=linecuts.Buffers(2), direct=True)
+held = []
+for _, chunk in chunks:
+    held.append(chunk)  # never given back, the cutting never closed
+    if len({{id(c.obj) for c in held}}) == windows.MAPS:
+        break
+print("holding", len(held), flush=True)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("holding")
 
 
 def _evict(path: Path) -> None:

@@ -27,8 +27,9 @@ writes them (a bytearray is zeroed first, with the GIL held).
 from __future__ import annotations
 
 import mmap
+import queue
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import BinaryIO
 
 from lepton.data.directread import ALIGN, DirectFile
@@ -114,7 +115,10 @@ class Direct(Window):
         self.offset = position - position % ALIGN  # of the next read
         self.skip = position - self.offset  # bytes of the first block before ``position``
         self.turn = 0  # blocks taken so far; the next one lands in maps[turn % maps]
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="lepton-direct")
+        # a daemon thread, not a pool's: one waiting for chunks never given back must not hold up exit
+        self.requests: queue.SimpleQueue[tuple[int, int, Future[int]] | None] = queue.SimpleQueue()
+        self.reader = threading.Thread(target=self._serve, name="lepton-direct", daemon=True)
+        self.reader.start()
         self.pending: Future[int] | None = None
         self._read_next()
         self.buf, self.view = self.maps[-1], self.views[-1]  # (empty: nothing lent from it)
@@ -122,8 +126,20 @@ class Direct(Window):
         self.eof = False
 
     def _read_next(self) -> None:
-        self.pending = self.pool.submit(self._fill, self.turn % len(self.maps), self.offset)
+        self.pending = Future()
+        self.requests.put((self.turn % len(self.maps), self.offset, self.pending))
         self.offset += self.block
+
+    def _serve(self) -> None:
+        """The reader thread: each block asked for, in turn, until None."""
+        while (request := self.requests.get()) is not None:
+            k, offset, done = request
+            if not done.set_running_or_notify_cancel():
+                continue
+            try:
+                done.set_result(self._fill(k, offset))
+            except Exception as e:  # noqa: BLE001 - handed to the caller, as a buffered read's would be
+                done.set_exception(e)
 
     def _fill(self, k: int, offset: int) -> int:
         """Read the block at ``offset`` into buffer ``k`` once every chunk
@@ -191,7 +207,10 @@ class Direct(Window):
         with self.cond:
             self.closing = True  # a read waiting for chunks that will not come back gives up
             self.cond.notify_all()
-        self.pool.shutdown(wait=True, cancel_futures=True)  # no read into a buffer let go of
+        if self.pending is not None:
+            self.pending.cancel()  # (not started yet: never read)
+        self.requests.put(None)
+        self.reader.join()  # a read under way ends first: no read into a buffer let go of
         self.pending = None
         for view in self.views:
             view.release()

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -179,10 +180,12 @@ def test_cutting_stopped_early_stops_the_reads(tmp_path, monkeypatch):  # type: 
     assert not any(t.name.startswith("lepton-direct") and t.is_alive() for t in threading.enumerate())
 
 
-def _lent(path: Path, seed: int) -> tuple[list[bytes], int]:
+def _lent(path: Path, seed: int, keep_first: bool = False) -> tuple[list[bytes], int, bytes]:
     """Cut ``path`` directly with buffers, each chunk checked and given
     back by one of two workers after a random pause (out of order): the
-    chunks as checked, and the buffers made."""
+    chunks as checked, the buffers made, and with ``keep_first`` the first
+    chunk's bytes read at the end through an Arrow buffer of it (an export
+    of the chunk itself) kept past its giving back."""
     rnd = random.Random(seed)
     made = []
     real_fresh = windows.fresh
@@ -193,12 +196,15 @@ def _lent(path: Path, seed: int) -> tuple[list[bytes], int]:
 
     buffers = linecuts.Buffers(4)
     checked: list[bytes] = []
+    kept: list[pa.Buffer] = []
     with open(path, "rb") as f:
         header = f.readline()
 
         def check(i: int, chunk: memoryview) -> None:
             time.sleep(rnd.random() / 500)
             checked[i] = bytes(chunk)
+            if keep_first and i == 0:
+                kept.append(pa.py_buffer(chunk))
             buffers.give(chunk)
 
         windows.fresh = counted_fresh
@@ -210,7 +216,7 @@ def _lent(path: Path, seed: int) -> tuple[list[bytes], int]:
                     pool.submit(check, i, chunk).add_done_callback(lambda fut: fut.result())
         finally:
             windows.fresh = real_fresh
-    return checked, len(made)
+    return checked, len(made), kept[0].to_pybytes() if kept else b""
 
 
 def test_lent_chunks_hold_the_files_bytes_until_given_back(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
@@ -227,9 +233,13 @@ def test_lent_chunks_hold_the_files_bytes_until_given_back(tmp_path, monkeypatch
     want = _chunks(path, 0, ",", direct=False)
     assert len(want) > 50
     for seed in range(3):
-        got, made = _lent(path, seed)
+        got, made, _ = _lent(path, seed)
         assert got == want
         assert made == windows.MAPS  # the ring only: nothing copied out
+    got, made, kept = _lent(path, 0, keep_first=True)
+    assert got == want
+    assert kept == want[0]  # its buffer was not read into again ...
+    assert made == windows.MAPS + 1  # ... but replaced, once
 
 
 def test_cutting_stopped_with_chunks_out_does_not_wait_for_them(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]

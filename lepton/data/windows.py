@@ -110,6 +110,7 @@ class Direct(Window):
         self.maps = [fresh(self.head + block) for _ in range(maps)]
         self.views = [memoryview(m) for m in self.maps]
         self.out = [0] * maps  # chunks lent from each buffer, not given back yet
+        self.held = [False] * maps  # a chunk of it was still exported when given back: replace it
         self.cond = threading.Condition()
         self.closing = False
         self.offset = position - position % ALIGN  # of the next read
@@ -148,6 +149,10 @@ class Direct(Window):
             self.cond.wait_for(lambda: self.closing or not self.out[k])
             if self.closing:
                 return 0
+            if self.held[k]:  # its memory is still someone's (it lives on with them): a new buffer
+                self.maps[k] = fresh(self.head + self.block)
+                self.views[k] = memoryview(self.maps[k])
+                self.held[k] = False
         return self.file.read(self.views[k][self.head : self.head + self.block], offset)
 
     def more(self) -> None:
@@ -189,12 +194,19 @@ class Direct(Window):
 
     def give(self, chunk: memoryview) -> None:
         """A lent chunk back: nothing may read it, or any view made of it,
-        from then on (its buffer is read into again; Python cannot tell
-        whether a view of a view is still held)."""
+        from then on; its buffer is read into again. Where an export of the
+        chunk itself is still held (``pa.py_buffer(chunk)``, say), its buffer
+        is left to the holder and a new one takes its place; a view made
+        from the chunk (as numpy's and ctypes' are) does not show here."""
         k = self._index(chunk.obj)
-        chunk.release()
+        try:
+            chunk.release()
+            held = False
+        except BufferError:
+            held = True
         with self.cond:
             self.out[k] -= 1
+            self.held[k] = self.held[k] or held
             self.cond.notify_all()
 
     def _index(self, obj: object) -> int:

@@ -98,6 +98,54 @@ def test_direct_reads_cut_as_reads_through_the_cache(  # type: ignore[no-untyped
         assert b"".join(got).rstrip(b"\n") == body.rstrip(b"\n")
 
 
+def _ideal(data: bytes, sep: str) -> list[bytes]:
+    """The chunks with the whole file in view and its end known."""
+    buf = bytearray(data)
+    lines = linecuts._Lines(buf, 0, len(buf), True, sep)  # noqa: SLF001
+    out, pos = [], 0
+    while pos < len(buf):
+        cut = lines.cut(pos)
+        assert cut is not None
+        out.append(data[pos:cut] if data[cut - 1 : cut] == b"\n" else data[pos:cut] + b"\n")
+        pos = cut
+    return out
+
+
+def test_a_file_ending_a_chunks_reach_after_its_start_is_cut_alike_by_any_read(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """Lines that never allow a boundary, so every chunk ends at the last
+    line end within CDC_MAX; the file ends exactly CDC_MAX after a chunk
+    start (or a byte either side), without a final newline. Whether the
+    reads have met the end of the file yet or not when that chunk is cut,
+    it is cut as with the whole file in view (one chunk to the end)."""
+    _small_cuts(monkeypatch)
+    line = next(  # a key whose lines all decide against a boundary
+        f"{k:016d},{'x' * 37}\n".encode()
+        for k in range(1000)
+        if not len(
+            linecuts.first_field_boundaries(
+                bytearray(f"{k:016d},{'x' * 37}\n".encode() * 200), 0, 11000, True, ","
+            )
+        )
+    )
+    body = line * 2000
+    starts = [0]
+    for piece in _ideal(body, ",")[:-1]:
+        starts.append(starts[-1] + len(piece))
+    cases = 0
+    for p in starts[1:12]:
+        for end in (p + linecuts.CDC_MAX - 1, p + linecuts.CDC_MAX, p + linecuts.CDC_MAX + 1):
+            data = body[:end]
+            want = _ideal(data, ",")
+            path = tmp_path / "t.csv"
+            path.write_bytes(b"id,x\n" + data)
+            for block in (4096, 8192, 1 << 20):
+                monkeypatch.setattr(linecuts, "BLOCK", block)
+                assert _chunks(path, 0, ",", direct=False) == want, (p, end, block)
+                assert _chunks(path, 0, ",", direct=True) == want, (p, end, block)
+                cases += 1
+    assert cases == 11 * 3 * 3
+
+
 @pytest.mark.parametrize("refused", ["open", "read"])
 def test_a_file_system_that_refuses_direct_reads_is_read_through_the_cache(tmp_path, monkeypatch, refused):  # type: ignore[no-untyped-def]
     """As some file systems do, by the open or by the first read (EINVAL,
@@ -216,6 +264,7 @@ def _lent(path: Path, seed: int, keep_first: bool = False) -> tuple[list[bytes],
                     pool.submit(check, i, chunk).add_done_callback(lambda fut: fut.result())
         finally:
             windows.fresh = real_fresh
+    assert not buffers._lenders  # noqa: SLF001 - closed, every chunk back: the window is let go of
     return checked, len(made), kept[0].to_pybytes() if kept else b""
 
 

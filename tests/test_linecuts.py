@@ -49,8 +49,8 @@ def _cut_by_ends(ends: np.ndarray, bounds: np.ndarray, pos: int, end: int, eof: 
     i = int(np.searchsorted(bounds, pos + linecuts.MIN_BYTES))
     if i < len(bounds) and bounds[i] - pos <= linecuts.CDC_MAX:
         return int(bounds[i])
-    if not eof and end < pos + linecuts.CDC_MAX:
-        return None  # a boundary may yet come
+    if not eof and end <= pos + linecuts.CDC_MAX:
+        return None  # a boundary may yet come, or the end of the file right there
     j = int(np.searchsorted(ends, pos + linecuts.CDC_MAX, side="right")) - 1
     if j >= 0 and ends[j] > pos:
         return int(ends[j])

@@ -139,10 +139,34 @@ static PyObject *copy(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* count(buf, byte) -> how many times ``byte`` occurs in buf, without the GIL and without a copy. */
+static PyObject *count(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer view;
+    int byte;
+    if (!PyArg_ParseTuple(args, "y*i", &view, &byte)) return NULL;
+    if (byte < 0 || byte > 255) {
+        PyErr_SetString(PyExc_ValueError, "count: not a byte");
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    Py_ssize_t n = 0;
+    const unsigned char *p = view.buf, *end = p + view.len;
+    Py_BEGIN_ALLOW_THREADS
+    while (p < end && (p = memchr(p, byte, (size_t)(end - p))) != NULL) {
+        n++;
+        p++;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(n);
+}
+
 static PyMethodDef methods[] = {
     {"boundaries", boundaries, METH_VARARGS,
      "boundaries(buf, base, end, eof, sep, avg, per_byte) -> boundaries as int64 bytes"},
     {"copy", copy, METH_VARARGS, "copy(dst, src): src's bytes to the start of dst, without the GIL"},
+    {"count", count, METH_VARARGS, "count(buf, byte) -> occurrences of byte in buf, without the GIL"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -41,7 +41,16 @@ from lepton.data.cutahead import cut_ahead
 from lepton.data.dupkeys import has_duplicates
 from lepton.data.headstart import HeadStart
 from lepton.data.labelrule import LabelRule
-from lepton.data.linecuts import BLOCK, MAX_BYTES, MIN_BYTES, TARGET_BYTES, Buffers, Fallback, line_chunks
+from lepton.data.linecuts import (
+    BLOCK,
+    MAX_BYTES,
+    MIN_BYTES,
+    TARGET_BYTES,
+    Buffers,
+    Fallback,
+    line_chunks,
+    quotes,
+)
 from lepton.manifest import Chunk, Column, Labelset, TableDataset
 from lepton.store.objects import ObjectStore
 from lepton.store.staging import Staging
@@ -320,7 +329,7 @@ def _chunk(job: _Job, raw: memoryview, buffers: Buffers) -> _Done:
 
 def _one_chunk(job: _Job, raw: memoryview) -> _Done:
     lines = lines_of(job, raw)  # (none where the chunk has a quote)
-    if lines is None and bytes(raw).count(b'"') % 2:  # (no line hashes: quotes, empty lines, or no extension)
+    if lines is None and quotes(raw) % 2:  # (no line hashes: quotes, empty lines, unkeyed, or no extension)
         raise Fallback("a quoted value spans a chunk boundary")
     hashes_of_lines = None if lines is None else lines.hashes
     memo_key = chunkparse.memo_key(job.header, raw, job.sep, job.types, job.key, hashes_of_lines)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import mmap
 import queue
+import threading
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
@@ -131,6 +132,16 @@ def line_chunks(
             win.start = cut
     finally:
         win.close()
+        if buffers is not None:
+            buffers.retire(win)
+
+
+def quotes(data: bytes | memoryview) -> int:
+    """How many double quotes ``data`` holds, counted in place (a chunk is
+    a view of a read buffer: no copy of it)."""
+    if _linecuts is not None:
+        return int(_linecuts.count(data, 0x22))
+    return bytes(data).count(b'"')
 
 
 class Buffers:
@@ -144,15 +155,17 @@ class Buffers:
     def __init__(self, count: int) -> None:
         self._free: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
         self._made, self._count = 0, count
-        self._lenders: list[windows.Window] = []
+        self._lenders: list[windows.Window] = []  # windows whose chunks may be out (workers give them back)
+        self._lock = threading.Lock()
 
     def take(self, data: memoryview, window: windows.Window) -> memoryview:
         """A chunk cut from ``window`` (a view of its buffer): lent by the
         window itself where it lends, and the chunk ends with a newline,
         else copied."""
         if window.lends and len(data) and data[-1] == 10:
-            if window not in self._lenders:
-                self._lenders.append(window)
+            with self._lock:
+                if window not in self._lenders:
+                    self._lenders.append(window)
             return window.lend(data)  # type: ignore[attr-defined]
         return self.copy(data)
 
@@ -176,11 +189,22 @@ class Buffers:
             n += 1
         return memoryview(buf)[:n]
 
+    def retire(self, window: windows.Window) -> None:
+        """``window`` is closed: forgotten once its last chunk is back (its
+        buffers are then let go of)."""
+        with self._lock:
+            if window in self._lenders and not window.lent():  # type: ignore[attr-defined]
+                self._lenders.remove(window)
+
     def give(self, chunk: memoryview) -> None:
         """A chunk's buffer, free again (its views must no longer be used)."""
-        for lender in self._lenders:
+        with self._lock:
+            lenders = list(self._lenders)
+        for lender in lenders:
             if lender.owns(chunk):  # type: ignore[attr-defined]
                 lender.give(chunk)  # type: ignore[attr-defined]
+                if lender.closing:  # type: ignore[attr-defined]
+                    self.retire(lender)
                 return
         buf = chunk.obj
         try:
@@ -232,8 +256,8 @@ class _Lines:
         i = int(np.searchsorted(self.boundaries, pos + MIN_BYTES))
         if i < len(self.boundaries) and self.boundaries[i] - pos <= CDC_MAX:
             return int(self.boundaries[i])
-        if not self.eof and self.end < pos + CDC_MAX:
-            return None  # a boundary may yet come within CDC_MAX
+        if not self.eof and self.end <= pos + CDC_MAX:
+            return None  # a boundary may yet come within CDC_MAX, or the file end right here
         if self.eof and self.end <= pos + CDC_MAX:
             return self.end  # the rest: its last line may lack a newline
         last = self.buf.rfind(b"\n", pos, pos + CDC_MAX)

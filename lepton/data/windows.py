@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import mmap
 import queue
+import sys
 import threading
 from concurrent.futures import Future
 from typing import BinaryIO
@@ -189,6 +190,11 @@ class Direct(Window):
             self.out[k] += 1
         return chunk
 
+    def lent(self) -> int:
+        """Chunks lent and not given back yet."""
+        with self.cond:
+            return sum(self.out)
+
     def owns(self, chunk: memoryview) -> bool:
         return any(chunk.obj is m for m in self.maps)
 
@@ -222,7 +228,8 @@ class Direct(Window):
         if self.pending is not None:
             self.pending.cancel()  # (not started yet: never read)
         self.requests.put(None)
-        self.reader.join()  # a read under way ends first: no read into a buffer let go of
+        if not sys.is_finalizing():  # (at exit, a daemon thread may never run again: no join)
+            self.reader.join()  # a read under way ends first: no read into a buffer let go of
         self.pending = None
         for view in self.views:
             view.release()

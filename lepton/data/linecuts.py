@@ -256,10 +256,8 @@ class _Lines:
         i = int(np.searchsorted(self.boundaries, pos + MIN_BYTES))
         if i < len(self.boundaries) and self.boundaries[i] - pos <= CDC_MAX:
             return int(self.boundaries[i])
-        if not self.eof and self.end <= pos + CDC_MAX:
-            return None  # a boundary may yet come within CDC_MAX, or the file end right here
-        if self.eof and self.end <= pos + CDC_MAX:
-            return self.end  # the rest: its last line may lack a newline
+        if self.end <= pos + CDC_MAX:  # at the end, the rest (its last line may lack a newline); else
+            return self.end if self.eof else None  # a boundary may yet come, or the file end right here
         last = self.buf.rfind(b"\n", pos, pos + CDC_MAX)
         if last != -1:
             return last + 1  # no boundary in reach: the last line end within it

@@ -95,16 +95,15 @@ class Recorder:
 
     def piece(self, data: bytes | memoryview) -> None:
         """One chunk's bytes, as they are in the file."""
-        self._checkpoint()
-        end = self.offset + len(data)
         if self.adopted(len(data)):
-            self._last = (self.offset, self.chunks, None)  # hashed by the head start
-        else:
-            if self.hasher is None:
-                self.hasher = self._state_at(self.offset)  # past its reach: hashed here from now on
-            self._last = (self.offset, self.chunks, self.hasher.copy())
-            self.hasher.update(data)
-        self.offset = end
+            self.skip(len(data))  # hashed by the head start
+            return
+        self._checkpoint()
+        if self.hasher is None:
+            self.hasher = self._state_at(self.offset)  # past its reach: hashed here from now on
+        self._last = (self.offset, self.chunks, self.hasher.copy())
+        self.hasher.update(data)
+        self.offset += len(data)
         self.chunks += 1
 
     def _state_at(self, offset: int) -> Any:

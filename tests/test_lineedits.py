@@ -33,6 +33,28 @@ def test_line_hashes_are_stable_and_name_each_line() -> None:
     assert again is not None and again.hashes.tolist() == PINNED_HASHES and again.starts[-1] == 22
 
 
+def test_lines_longer_than_one_hashing_step_keep_their_pinned_hashes() -> None:
+    """Lines of 13, 40 and 43 bytes: the 16-byte steps and the last 16 bytes
+    (the values the build before the one-pass scan gave)."""
+    raw = b"17,0.123456,0.654321,a longer text field\n18,0.5,0.25,x\n19," + b"y" * 40 + b"\n"
+    lines = linehash.of(raw, ",", 0)
+    assert lines is not None
+    assert lines.hashes.tolist() == [14976206945391524406, 6515589827116903972, 17138279507068574335]
+    assert lines.keysum.hex() == "29bd1d1d56c37708fbfe408ed880b0cc"
+
+
+@pytest.mark.parametrize("length", [3, 16, 17, 40, 100])
+def test_a_quote_anywhere_in_a_line_means_no_line_hashes(length: int) -> None:
+    """The quote is found in the hashing's own reads: at every position of
+    lines shorter and longer than a step, first, middle or last line."""
+    for at in range(length):
+        line = bytearray(b"9," + b"x" * (length - 2))
+        line[at] = ord('"')
+        for raw in (bytes(line) + b"\n1,a\n", b"1,a\n" + bytes(line) + b"\n2,b\n", b"1,a\n" + bytes(line)):
+            assert linehash.of(raw, ",", 0) is None, (at, raw)
+    assert linehash.of(b"9," + b"x" * (length - 2) + b"\n1,a\n", ",", 0) is not None
+
+
 def test_the_key_sum_is_of_the_key_texts_in_any_order() -> None:
     a = linehash.of(b"1,x\n2,y\n3,z\n", ",", 0)
     b = linehash.of(b"3,q\n1,r\n2,s\n", ",", 0)

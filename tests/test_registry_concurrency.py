@@ -185,3 +185,44 @@ class TestPostgresConcurrency(ConcurrencyContract):
     @pytest.fixture
     def url(self, pg_url: str) -> str:
         return pg_url
+
+
+HOLDER = r"""
+import sqlite3, sys, time
+from pathlib import Path
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("BEGIN IMMEDIATE")  # the write lock on a new file, still in rollback-journal mode
+c.execute("CREATE TABLE seed(x)")
+Path(sys.argv[2]).touch()
+time.sleep(float(sys.argv[3]))
+c.execute("COMMIT")
+"""
+
+
+def test_a_new_database_locked_by_another_process_is_waited_for_not_refused(tmp_path: Path) -> None:
+    """Opening a registry file that another process is creating at that
+    moment (a flow and its Dask workers on a new repo): the connection's
+    switch to WAL mode waits for the lock like any write, where SQLite's
+    own busy handler does not (it failed in ~1 ms with "database is
+    locked"), and the file ends in WAL mode."""
+    db, held, hold = tmp_path / "registry.db", tmp_path / "held", 1.0
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(db), str(held), str(hold)], stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not held.exists():
+            assert holder.poll() is None, holder.communicate()[1]
+            assert time.monotonic() < deadline, "the holder never took the lock"
+            time.sleep(0.005)
+        engine = make_engine(f"sqlite:///{db}")
+        started = time.monotonic()
+        with engine.connect() as conn:
+            waited = time.monotonic() - started
+            mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+        engine.dispose()
+    finally:
+        holder.wait(timeout=30)
+    assert holder.returncode == 0
+    assert mode == "wal"
+    assert waited > 0.1  # it waited for the holder's commit (nothing else could have let it in)

@@ -9,11 +9,14 @@ from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lepton.data.chunks import boundaries, read_chunks, row_hashes, write_chunks
+from lepton.data.parquet import SMALL_ROWS, parquet_buffer, read_parquet
 from lepton.store import ObjectStore, open_location
 
 SMALL = {"target": 16, "lo": 4, "hi": 64}
@@ -243,3 +246,22 @@ def test_chunk_encodings_follow_each_columns_values() -> None:
     assert {name for name, enc in used.items() if "DELTA_BINARY_PACKED" in enc} == {"id", "label", "holes"}
     assert {name for name, enc in used.items() if "BYTE_STREAM_SPLIT" in enc} == {"x"}
     assert read_parquet(data).equals(table)
+
+
+@pytest.mark.parametrize("rows", [3, SMALL_ROWS * 2], ids=["small (snappy)", "zstd"])
+def test_columns_without_nulls_are_stored_required_and_read_back_nullable(rows: int) -> None:
+    """No definition levels for a column that has no null (REQUIRED in the
+    file); a table reads back with the schema it was written with."""
+    table = pa.table(
+        {
+            "id": pa.array(range(rows), pa.int64()),
+            "x": pa.array([None if i == 1 else i / 2 for i in range(rows)], pa.float64()),
+            "y": pa.array([i * 0.25 for i in range(rows)], pa.float64()),
+        }
+    )
+    data = parquet_buffer(table)
+    stored = pq.ParquetFile(pa.BufferReader(data)).schema
+    assert [stored.column(i).max_definition_level for i in range(3)] == [0, 1, 0]
+    back = read_parquet(data)
+    assert back.schema == table.schema and back.equals(table)
+    assert read_parquet(data, ["y"]).schema == table.select(["y"]).schema

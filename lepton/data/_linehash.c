@@ -49,11 +49,26 @@ static inline uint64_t r4(const unsigned char *p) {
     return LE32(x);
 }
 
+#define QUOTES 0x2222222222222222ULL
+#define LOWS 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Whether the 8 bytes of w hold a '"' (exact: no false positives). */
+static inline int has_quote(uint64_t w) {
+    uint64_t y = w ^ QUOTES;
+    return ((y - LOWS) & ~y & HIGHS) != 0;
+}
+
 /* wyhash's: the last 16 bytes (overlapping the previous step), or for
- * shorter input, words built from overlapping 4-byte reads. */
-static uint64_t hash(const unsigned char *p, size_t n, uint64_t seed) {
+ * shorter input, words built from overlapping 4-byte reads. With
+ * ``quoted``, also whether the input holds a '"', in the same reads: the
+ * 16-byte steps and the last 16 bytes cover every byte of input longer
+ * than 16; shorter input is searched. (Inlined: without ``quoted`` the
+ * compiler drops the scan.) */
+static inline uint64_t scan_hash(const unsigned char *p, size_t n, uint64_t seed, int *quoted) {
     uint64_t h = seed ^ S0, a, b;
     if (n <= 16) {
+        if (quoted != NULL) *quoted |= memchr(p, '"', n) != NULL;
         if (n >= 4) {
             size_t m = (n >> 3) << 2;
             a = (r4(p) << 32) | r4(p + m);
@@ -65,50 +80,23 @@ static uint64_t hash(const unsigned char *p, size_t n, uint64_t seed) {
             a = b = 0;
         }
     } else {
+        uint64_t q = 0;
         size_t left = n;
         while (left > 16) {
-            h = mum(r8(p) ^ S1, r8(p + 8) ^ h);
+            uint64_t w0 = r8(p), w1 = r8(p + 8);
+            if (quoted != NULL) q |= has_quote(w0) | has_quote(w1);
+            h = mum(w0 ^ S1, w1 ^ h);
             p += 16;
             left -= 16;
         }
         a = r8(p + left - 16);
         b = r8(p + left - 8);
+        if (quoted != NULL) *quoted |= (int)(q | has_quote(a) | has_quote(b));
     }
     return mum(S1 ^ (uint64_t)n, mum(a ^ S1, b ^ h) ^ S2);
 }
 
-#define QUOTES 0x2222222222222222ULL
-#define LOWS 0x0101010101010101ULL
-#define HIGHS 0x8080808080808080ULL
-
-/* Whether the 8 bytes of w hold a '"' (exact: no false positives). */
-static inline int has_quote(uint64_t w) {
-    uint64_t y = w ^ QUOTES;
-    return ((y - LOWS) & ~y & HIGHS) != 0;
-}
-
-/* hash() of a line, and whether the line holds a '"', in the same reads:
- * the 16-byte steps and the last 16 bytes cover every byte of a line
- * longer than 16; a shorter one is searched. */
-static inline uint64_t line_hash(const unsigned char *p, size_t n, uint64_t seed, int *quoted) {
-    if (n <= 16) {
-        *quoted |= memchr(p, '"', n) != NULL;
-        return hash(p, n, seed);
-    }
-    uint64_t h = seed ^ S0, a, b, q = 0;
-    size_t left = n;
-    while (left > 16) {
-        uint64_t w0 = r8(p), w1 = r8(p + 8);
-        q |= has_quote(w0) | has_quote(w1);
-        h = mum(w0 ^ S1, w1 ^ h);
-        p += 16;
-        left -= 16;
-    }
-    a = r8(p + left - 16);
-    b = r8(p + left - 8);
-    *quoted |= (int)(q | has_quote(a) | has_quote(b));
-    return mum(S1 ^ (uint64_t)n, mum(a ^ S1, b ^ h) ^ S2);
-}
+static uint64_t hash(const unsigned char *p, size_t n, uint64_t seed) { return scan_hash(p, n, seed, NULL); }
 
 /* Room for one more line in the two arrays (malloc'd, grown by doubling). */
 static int grow(uint64_t **hashes, int64_t **starts, Py_ssize_t *cap) {
@@ -174,7 +162,7 @@ static PyObject *lines(PyObject *self, PyObject *args) {
         sum_a += k;
         sum_b += mum(k ^ S2, k ^ S1); /* a second, nonlinear sum: no key set and its sums cancel out lightly */
         starts[count] = s;
-        hashes[count++] = line_hash(data + s, (size_t)(e - s), SEED_LINE, &quoted);
+        hashes[count++] = scan_hash(data + s, (size_t)(e - s), SEED_LINE, &quoted);
         if (quoted) {
             ok = 0; /* a quoted value may hold a separator or a newline */
             break;

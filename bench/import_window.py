@@ -8,14 +8,14 @@ reads it with O_DIRECT in 32 MiB blocks (one read ahead on a second
 thread) and, by ``--mode``, does nothing more (read), blake3-hashes each
 block (hash, what today's head start does, there through the page cache),
 or also cuts it and hashes its lines as the ingest does (full: the
-compiled _linecuts and _linehash, one call each a block, first field the
-key, comma-separated), while this thread imports what `lepton data
+ingest's first_field_boundaries and linehash.of, one call each a block,
+first field the key, comma-separated), while this thread imports what `lepton data
 snapshot` imports. Prints how long the imports took and how many bytes the
 helper had done by then. ``none`` runs no helper: the imports alone.
 
-On the session's VM of 2026-12-07 (3 runs each): the imports alone 0.50 s;
-with ``full`` 0.74 s, the helper through 440-500 MB of a 1.07 GB file
-(README, "Where an S3 version's time goes").
+On the session's VM of 2026-12-07: the imports alone 0.49-0.58 s (3
+runs); with ``full`` 0.63-0.74 s, the helper through 300-340 MB of a 1.07
+GB file (4 runs; README, "Where an S3 version's time goes").
 """
 
 from __future__ import annotations
@@ -33,14 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import limits  # noqa: E402
 
 BLOCK = 32 << 20
-AVG = 4 << 20  # the first-field cut's average chunk (lepton.data.linecuts.AVG_BYTES)
 
 
 def helper(path: str, mode: str, done: list[int], stop: threading.Event) -> None:
     import blake3
 
-    from lepton.data import _linecuts, _linehash
+    from lepton.data import linehash
     from lepton.data.directread import DirectFile
+    from lepton.data.linecuts import first_field_boundaries
 
     fd = os.open(path, os.O_RDONLY)
     direct = DirectFile.reopen(fd)
@@ -64,8 +64,8 @@ def helper(path: str, mode: str, done: list[int], stop: threading.Event) -> None
                 hasher.update(view)
             if mode == "full":
                 whole = block.rfind(b"\n", 0, n) + 1  # whole lines only
-                _linecuts.boundaries(block, 0, whole, False, ord(","), AVG, 2**64 // AVG)
-                _linehash.lines(view[:whole], ord(","), 0)
+                first_field_boundaries(block, 0, whole, False, ",")
+                linehash.of(view[:whole], ",", 0)
             offset += n
             done[0] = offset
             if n < BLOCK:

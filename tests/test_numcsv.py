@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lepton.data import numcsv
+from lepton.data import decimals, numcsv
 from lepton.data.chunkparse import Fallback, parse_with_arrow
+from lepton.data.parquet import parquet_buffer, read_parquet
 
 PROPS = settings(max_examples=300, deadline=None)
 SEPS = [",", "\t", ";", "|", " "]
@@ -73,14 +74,24 @@ def _bits(table: pa.Table) -> list[tuple[str, str, int, bytes]]:
 
 
 def _agrees(raw: bytes, sep: str, types: dict[str, pa.DataType]) -> pa.Table | None:
-    """The fast path's table, checked against pyarrow's wherever it gives one."""
+    """The fast path's table, checked against pyarrow's wherever it gives
+    one; and the same values, bit for bit, once its float columns parsed as
+    stored decimals are divided back, and once stored and read."""
     fast = numcsv.parse(raw, sep, types)
+    floats = [n for n, t in types.items() if t == pa.float64()]
+    stored = numcsv.parse(raw, sep, types, floats)
+    assert (stored is None) == (fast is None), raw
     if fast is not None:
         try:
             slow = parse_with_arrow(list(types), raw, sep, types)
         except Fallback as e:
             pytest.fail(f"fast path took {raw!r}, which pyarrow rejects: {e}")
         assert _bits(fast) == _bits(slow), raw
+        scales = decimals.scales_of(stored.schema)
+        assert all(stored.schema.field(n).type == pa.int64() for n in scales), raw
+        assert all(0 <= s <= decimals.MAX_SCALE for s in scales.values()), raw
+        assert _bits(decimals.decoded(stored)) == _bits(fast), raw
+        assert _bits(read_parquet(parquet_buffer(stored))) == _bits(fast), raw
     return fast
 
 
@@ -166,3 +177,29 @@ def test_exact_decimals_round_as_pyarrow_does() -> None:
     lines = [x for x in lines if sum(c.isdigit() for c in x) <= 19]
     table = _agrees(("\n".join(lines) + "\n").encode(), ",", _types("f"))
     assert table is not None and table.num_rows == len(lines)
+
+
+def _stored(text: str) -> tuple[dict[str, int], pa.Table]:
+    types = {"a": pa.int64(), "b": pa.float64(), "c": pa.float64()}
+    stored = numcsv.parse(text.encode(), ",", types, ["b", "c"])
+    assert stored is not None
+    return decimals.scales_of(stored.schema), stored
+
+
+def test_decimals_come_as_numerators_at_the_least_scale_that_holds_every_value() -> None:
+    scales, stored = _stored("1,0.850624,2.50\n2,-0.000001,3.25\n3,12.5,-7\n")
+    assert scales == {"b": 6, "c": 2}  # 2.50: two digits, one needed; 3.25: two
+    assert stored.column("b").to_pylist() == [850624, -1, 12500000]
+    assert stored.column("c").to_pylist() == [250, 325, -700]
+    scales, stored = _stored("1,0.10,1.000\n2,0.20,2.000\n")
+    assert scales == {"b": 1, "c": 0} and stored.column("b").to_pylist() == [1, 2]
+
+
+def test_a_column_no_scale_holds_comes_as_floats() -> None:
+    # -0 (a numerator has no sign); 2**53 - 1 with a value needing one more digit
+    for text in ("1,-0.0,1\n2,1.5,2\n", "1,9007199254740991,1\n2,0.5,2\n"):
+        scales, stored = _stored(text)
+        assert "b" not in scales and stored.column("b").type == pa.float64(), text
+        _agrees(text.encode(), ",", {"a": pa.int64(), "b": pa.float64(), "c": pa.float64()})
+    scales, stored = _stored("1,0.0000000000000001,1\n2,0.5,2\n")  # 16 digits after the point
+    assert "b" not in scales and stored.column("b").to_pylist() == [1e-16, 0.5]

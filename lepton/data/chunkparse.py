@@ -7,6 +7,7 @@ parse error raises Fallback: the whole-file reader then names the line."""
 from __future__ import annotations
 
 import io
+from collections.abc import Collection
 
 import numpy as np
 import pyarrow as pa
@@ -14,6 +15,7 @@ import pyarrow.csv as pacsv
 
 from lepton import hashing
 from lepton.data import numcsv
+from lepton.data.decimals import logical_schema
 from lepton.data.linecuts import Fallback
 from lepton.manifest import canonical_json
 
@@ -23,21 +25,30 @@ def names(header: bytes, sep: str) -> list[str]:
 
 
 def parse(
-    names: list[str], raw: bytes | memoryview, sep: str, types: dict[str, pa.DataType] | None
+    names: list[str],
+    raw: bytes | memoryview,
+    sep: str,
+    types: dict[str, pa.DataType] | None,
+    decimals: Collection[str] = (),
 ) -> pa.Table:
     """The chunk's rows; ``names`` come from the file's header line, so the
     chunk is parsed in place (no copy with the header in front). Plain
-    numeric chunks take the compiled fast path (lepton.data.numcsv)."""
-    if types is not None and (table := numcsv.parse(raw, sep, types)) is not None:
+    numeric chunks take the compiled fast path (lepton.data.numcsv), which
+    gives the float columns named in ``decimals`` as stored decimals where
+    they are (for a table to be stored: lepton.data.decimals)."""
+    if types is not None and (table := numcsv.parse(raw, sep, types, decimals)) is not None:
         return table
     return parse_with_arrow(names, raw, sep, types)
 
 
-def parse_typed(raw: bytes | memoryview, sep: str, types: dict[str, pa.DataType]) -> pa.Table:
-    """The chunk's rows, cast to ``types`` (Fallback where they do not fit)."""
-    table = parse(list(types), raw, sep, types)
+def parse_typed(
+    raw: bytes | memoryview, sep: str, types: dict[str, pa.DataType], decimals: Collection[str] = ()
+) -> pa.Table:
+    """The chunk's rows, cast to ``types`` (Fallback where they do not fit);
+    ``decimals``: as for parse."""
+    table = parse(list(types), raw, sep, types, decimals)
     schema = pa.schema([pa.field(n, t) for n, t in types.items()])
-    if table.schema != schema:
+    if logical_schema(table.schema) != schema:
         try:
             table = table.cast(schema)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:

@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from lepton import hashing
 from lepton.data import chunkparse, keyspan, linehash, patches, samekeys
+from lepton.data.decimals import decoded
 from lepton.data.keyhash import key_hashes
 from lepton.data.linecuts import Fallback
 from lepton.data.parquet import parquet_buffer
@@ -34,14 +35,21 @@ def parse_chunk(
 ) -> tuple[Chunk, np.ndarray | None, keyspan.Span | None]:
     """A new chunk parsed whole and staged: its entry, its keys' sorted
     hashes (None where they are a previous chunk's: read if needed), and
-    its integer key span."""
-    table = chunkparse.parse_typed(raw, job.sep, job.types)
+    its integer key span. Its float columns other than the key and the
+    label are parsed as stored decimals (lepton.data.decimals) where they
+    are; they are divided into floats only to compare it with a previous
+    chunk, for a patch."""
+    kept = {job.key, job.labels.label if job.labels is not None else None}
+    floats = [n for n, t in job.types.items() if t == pa.float64() and n not in kept]
+    table = chunkparse.parse_typed(raw, job.sep, job.types, floats)
     if job.key is None:
         return Chunk(id=job.staging.put(parquet_buffer(table)), rows=table.num_rows), None, None
     col = table.column(job.key)
     if col.null_count:
         raise Fallback("empty key")
     span = keyspan.of_column(col) if job.labels is None else None
+    if span is not None and span in job.by_span:  # (else same_keys looks no further)
+        table = decoded(table)
     same = samekeys.same_keys(job.store, job.by_span, table, job.key, span)
     if same is not None:  # a previous chunk's keys, in order: its key sidecar is this chunk's
         candidate, chain, changed = same
@@ -83,6 +91,7 @@ def _as_patch(job: _Job, table: pa.Table, keys_id: str, lines: linehash.Lines | 
     candidate = job.by_keys.get(keys_id)
     if candidate is None:
         return None
+    table = decoded(table)  # (compared with the candidate's rows)
     chain = patches.read_chain(job.store, candidate)
     hashes_of_lines = None if lines is None or len(lines) != table.num_rows else lines.hashes
     return samekeys.patch(job.staging, table, job.key, candidate, chain, keys_id, hashes_of_lines)  # type: ignore[arg-type]

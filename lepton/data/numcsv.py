@@ -9,7 +9,11 @@ parses with pyarrow, whose values it gives exactly (tests/test_numcsv.py).
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import pyarrow as pa
+
+from lepton.data.decimals import marked
 
 try:
     from lepton.data import _numcsv
@@ -24,20 +28,28 @@ def available() -> bool:
     return _numcsv is not None
 
 
-def parse(raw: bytes | memoryview, sep: str, types: dict[str, pa.DataType]) -> pa.Table | None:
+def parse(
+    raw: bytes | memoryview, sep: str, types: dict[str, pa.DataType], decimals: Collection[str] = ()
+) -> pa.Table | None:
     """The rows of ``raw`` (no header) with ``types``, or None where pyarrow
-    must parse them (another type, quotes, empty fields, exponents, ...)."""
+    must parse them (another type, quotes, empty fields, exponents, ...).
+    The float64 columns named in ``decimals`` come as stored decimals where
+    they are (lepton.data.decimals: int64 numerators, the table marked),
+    for a table about to be stored: read_parquet gives the floats back."""
     if _numcsv is None or len(sep) != 1 or ord(sep) > 127 or sep in _NOT_SEPARATORS:
         return None
-    kinds = "".join(_KINDS.get(t, "?") for t in types.values())
+    kinds = "".join(
+        "d" if t == pa.float64() and n in decimals else _KINDS.get(t, "?") for n, t in types.items()
+    )
     if not kinds or "?" in kinds:
         return None
     got = _numcsv.parse(raw, sep, kinds)
     if got is None:
         return None
-    rows, columns = got
+    rows, columns, scales = got
     arrays = [
-        pa.Array.from_buffers(t, rows, [None, pa.py_buffer(b)])
-        for t, b in zip(types.values(), columns, strict=True)
+        pa.Array.from_buffers(pa.int64() if s >= 0 else t, rows, [None, pa.py_buffer(b)])
+        for t, b, s in zip(types.values(), columns, scales, strict=True)
     ]
-    return pa.Table.from_arrays(arrays, names=list(types))
+    stored = {n: s for n, s in zip(types, scales, strict=True) if s >= 0}
+    return marked(pa.Table.from_arrays(arrays, names=list(types)), stored)

@@ -255,6 +255,130 @@ done:
     return result;
 }
 
+static const char PAIRS[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+static const uint64_t P10[20] = {
+    1ULL,
+    10ULL,
+    100ULL,
+    1000ULL,
+    10000ULL,
+    100000ULL,
+    1000000ULL,
+    10000000ULL,
+    100000000ULL,
+    1000000000ULL,
+    10000000000ULL,
+    100000000000ULL,
+    1000000000000ULL,
+    10000000000000ULL,
+    100000000000000ULL,
+    1000000000000000ULL,
+    10000000000000000ULL,
+    100000000000000000ULL,
+    1000000000000000000ULL,
+    10000000000000000000ULL,
+};
+
+/* The number of decimal digits of v (1 for 0). */
+static inline int ndigits(uint64_t v) {
+    int t = ((64 - __builtin_clzll(v | 1)) * 1233) >> 12; /* bits * log10(2): the digits, or one more */
+    return v ? t + 1 - (v < P10[t]) : 1;
+}
+
+/* Writes the digits of v so that they end just before ``end`` (no calls:
+ * the lengths vary, and a memcpy of a few bytes each cost more than the rest). */
+static inline void put_digits(uint64_t v, char *end) {
+    while (v >= 100) {
+        uint64_t r = v % 100;
+        v /= 100;
+        end -= 2;
+        end[0] = PAIRS[2 * r];
+        end[1] = PAIRS[2 * r + 1];
+    }
+    if (v >= 10) {
+        end[-2] = PAIRS[2 * v];
+        end[-1] = PAIRS[2 * v + 1];
+    } else {
+        end[-1] = (char)('0' + v);
+    }
+}
+
+/* m / 10^scale in decimal, with ``scale`` digits after the point, at ``q``;
+ * returns the end. */
+static inline char *decimal(int64_t m, int scale, char *q) {
+    uint64_t a = m < 0 ? (uint64_t)0 - (uint64_t)m : (uint64_t)m;
+    if (m < 0) *q++ = '-';
+    int n = ndigits(a);
+    if (scale == 0) {
+        put_digits(a, q + n);
+        return q + n;
+    }
+    if (n <= scale) { /* 0.00ddd */
+        *q++ = '0';
+        *q++ = '.';
+        for (int i = n; i < scale; i++) *q++ = '0';
+        put_digits(a, q + n);
+        return q + n;
+    }
+    put_digits(a, q + 1 + n); /* one further on, then the whole part back over the gap */
+    for (int i = 0; i < n - scale; i++) q[i] = q[i + 1];
+    q[n - scale] = '.';
+    return q + n + 1;
+}
+
+static PyObject *format(PyObject *self, PyObject *args) {
+    PyObject *columns, *scales;
+    int sep;
+    Py_ssize_t rows;
+    if (!PyArg_ParseTuple(args, "OOCn", &columns, &scales, &sep, &rows)) return NULL;
+    if (!PyList_Check(columns) || !PyTuple_Check(scales) || PyList_GET_SIZE(columns) != PyTuple_GET_SIZE(scales) ||
+        PyList_GET_SIZE(columns) < 1 || PyList_GET_SIZE(columns) > MAX_COLS || rows < 0 || sep > 127) {
+        PyErr_SetString(PyExc_ValueError, "format(columns: list, scales: tuple of as many, sep, rows)");
+        return NULL;
+    }
+    Py_ssize_t ncols = PyList_GET_SIZE(columns), got = 0;
+    Py_buffer views[MAX_COLS];
+    const int64_t *col[MAX_COLS];
+    int scale[MAX_COLS];
+    PyObject *out = NULL;
+    for (; got < ncols; got++) {
+        long sc = PyLong_AsLong(PyTuple_GET_ITEM(scales, got));
+        if (sc == -1 && PyErr_Occurred()) goto done;
+        if (sc < 0 || sc > MAX_SCALE) {
+            PyErr_SetString(PyExc_ValueError, "scales: 0 to 15 (0: integers)");
+            goto done;
+        }
+        scale[got] = (int)sc;
+        if (PyObject_GetBuffer(PyList_GET_ITEM(columns, got), &views[got], PyBUF_SIMPLE) < 0) goto done;
+        if (views[got].len < rows * 8) {
+            PyBuffer_Release(&views[got]);
+            PyErr_SetString(PyExc_ValueError, "a column holds fewer than rows int64 values");
+            goto done;
+        }
+        col[got] = views[got].buf;
+    }
+    /* at most a sign, 19 digits, a point and 15 zeros after it, and a separator, a value */
+    out = PyBytes_FromStringAndSize(NULL, rows * ncols * 37 + 1);
+    if (out == NULL) goto done;
+    char *q = PyBytes_AS_STRING(out);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        for (Py_ssize_t c = 0; c < ncols; c++) {
+            q = decimal(col[c][r], scale[c], q);
+            *q++ = c + 1 < ncols ? (char)sep : '\n';
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (_PyBytes_Resize(&out, q - PyBytes_AS_STRING(out)) < 0) out = NULL;
+done:
+    for (Py_ssize_t c = 0; c < got; c++) PyBuffer_Release(&views[c]);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"parse", parse, METH_VARARGS,
      "parse(raw, sep, kinds) -> (rows, [bytearray per column], scales) | None\n\n"
@@ -262,6 +386,11 @@ static PyMethodDef methods[] = {
      "decimals: int64 numerators of m / 10**scale (scales[c]; -1: it came out\n"
      "float64). Each bytearray holds at least rows native 8-byte values.\n"
      "None: pyarrow must parse it."},
+    {"format", format, METH_VARARGS,
+     "format(columns, scales, sep, rows) -> bytes\n\n"
+     "The rows as delimited text, a line each: columns[c] holds int64 values\n"
+     "(buffers of at least rows), written as integers (scales[c] == 0) or as\n"
+     "decimals m / 10**scales[c] with scales[c] digits after the point."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -14,19 +14,23 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from lepton.data import decimals, numcsv
+from lepton.data.parquet import read_parquet
 from lepton.data.patches import read_chunk
 from lepton.data.tablefiles import TABLE_FORMATS
 from lepton.data.trees import checkout_tree
 from lepton.errors import InvalidInput
 from lepton.manifest import Chunk, Labelset, Manifest, TableDataset, TreeDataset
 from lepton.store.objects import ObjectStore
+
+if TYPE_CHECKING:
+    import pandas as pd  # (imported where used: half a second of a checkout's start, for JSONL only)
 
 Progress = Callable[[int], None]
 JSONL_BATCH = 65_536
@@ -116,18 +120,39 @@ def _write_streaming(store: ObjectStore, manifest: TableDataset | Labelset, path
         pa.concat_tables(_chunks(store, manifest)).to_pandas().to_csv(path, index=False, sep=sep)
         return
 
-    def text(item: tuple[int, Chunk]) -> pa.Buffer:
+    def text(item: tuple[int, Chunk]) -> pa.Buffer | bytes:
         """One chunk as CSV: read and formatted on a thread (formatting numbers
-        is most of the work, and Arrow's writer lets go of the GIL)."""
+        is most of the work; numcsv's formatter and Arrow's writer let go of
+        the GIL)."""
         n, chunk = item
+        table = _stored(store, chunk, schema)
+        if table is None:
+            table = read_chunk(store, chunk).cast(schema)
+        rows = numcsv.format_rows(table, sep)  # (numbers only: None for anything else)
         options = pacsv.WriteOptions(include_header=n == 0, delimiter=sep, quoting_style="needed")
         sink = pa.BufferOutputStream()
-        pacsv.write_csv(read_chunk(store, chunk).cast(schema), sink, write_options=options)
+        if rows is not None:  # (Arrow's writer for the header only: the names quoted as it quotes them)
+            pacsv.write_csv(schema.empty_table(), sink, write_options=options)
+            return sink.getvalue().to_pybytes() + rows
+        pacsv.write_csv(decimals.decoded(table), sink, write_options=options)
         return sink.getvalue()
 
     with open(path, "wb") as out:
         for block in _in_order(text, enumerate(manifest.chunks)):
             out.write(block)
+
+
+def _stored(store: ObjectStore, chunk: Chunk, schema: pa.Schema) -> pa.Table | None:
+    """A chunk without patches as stored, its decimals not divided into
+    floats (lepton.data.decimals: numcsv.format_rows writes them as they
+    are), when it has the table's columns; else None."""
+    if chunk.base is not None:
+        return None
+    table = read_parquet(store.read_bytes(chunk.id), decode=False)
+    logical = decimals.logical_schema(table.schema)
+    if logical.names != schema.names or logical.types != schema.types:
+        return None
+    return table
 
 
 def _parquet_writer(path: str, schema: pa.Schema) -> pq.ParquetWriter:

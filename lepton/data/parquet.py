@@ -124,12 +124,16 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return parquet_buffer(table).to_pybytes()
 
 
-def read_parquet(data: bytes | pa.Buffer, columns: list[str] | None = None) -> pa.Table:
+def read_parquet(
+    data: bytes | pa.Buffer, columns: list[str] | None = None, *, decode: bool = True
+) -> pa.Table:
     """One stored chunk's table, read on the calling thread (the ingest's
     workers read many chunks at once already), every column nullable
     whether or not it was stored REQUIRED, stored decimals floats again
-    (lepton.data.decimals). ``pq.read_table`` goes
+    (lepton.data.decimals; with ``decode`` False they are left as stored,
+    the table marked). ``pq.read_table`` goes
     through the dataset layer: measured 2-3x the CPU per chunk, and most of
     the time of a snapshot that reads ~1,000 chunks with their patches."""
     table = pq.ParquetFile(pa.BufferReader(data)).read(columns=columns, use_threads=False)
-    return _nullable(decimals.decoded(table))  # (columns without nulls are stored REQUIRED: parquet_buffer)
+    # (columns without nulls are stored REQUIRED: parquet_buffer)
+    return _nullable(decimals.decoded(table) if decode else table)

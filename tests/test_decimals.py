@@ -5,9 +5,12 @@ decimal, so the chunk is smaller."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -132,3 +135,13 @@ def test_the_benchmark_layout_is_stored_in_less_than_half() -> None:
     )  # fmt: skip
     assert stored.size < 0.5 * plain.getvalue().size
     assert read_parquet(stored).equals(table)
+
+
+def test_a_mark_no_writer_makes_is_refused_by_name() -> None:
+    numerators = pa.table({"x": pa.array([1, 2], pa.int64()), "s": pa.array(["a", "b"])})
+    for bad in ({"x": 16}, {"x": -1}, {"s": 2}, {"x": "2"}, [1]):
+        table = numerators.replace_schema_metadata({decimals.DECIMALS: json.dumps(bad).encode()})
+        with pytest.raises(ValueError, match="stored decimals: bad mark"):
+            decimals.decoded(table)
+    projected = decimals.marked(numerators.select(["s"]), {"x": 3})  # (a column not read: fine)
+    assert decimals.decoded(projected).equals(numerators.select(["s"]))

@@ -52,9 +52,23 @@ def marked(table: pa.Table, scales: Mapping[str, int]) -> pa.Table:
 
 
 def scales_of(schema: pa.Schema) -> dict[str, int]:
-    """column -> scale of the stored decimals in a table of this schema."""
+    """column -> scale of the stored decimals in a table of this schema
+    (ValueError for a mark no writer makes)."""
     raw = (schema.metadata or {}).get(DECIMALS)
-    return json.loads(raw) if raw else {}
+    if not raw:
+        return {}
+    scales = json.loads(raw)
+    if not isinstance(scales, dict) or not all(
+        isinstance(s, int) and 0 <= s <= MAX_SCALE and _holds_numerators(schema, n) for n, s in scales.items()
+    ):
+        raise ValueError(f"stored decimals: bad mark {raw[:200]!r}")
+    return scales
+
+
+def _holds_numerators(schema: pa.Schema, name: str) -> bool:
+    """Whether ``name`` is an int64 column of ``schema``, or not in it (a projection)."""
+    i = schema.get_field_index(name)
+    return i < 0 or schema.field(i).type == pa.int64()
 
 
 def logical_schema(schema: pa.Schema) -> pa.Schema:

@@ -37,12 +37,28 @@ static const double POW10[23] = {
 
 static inline int is_digit(char c) { return (unsigned char)(c - '0') < 10; }
 
-static const uint64_t POW10I[9] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
-static const uint64_t POW10I_ALL[MAX_SCALE + 1] = {
-    1ULL,           10ULL,           100ULL,           1000ULL,
-    10000ULL,       100000ULL,       1000000ULL,       10000000ULL,
-    100000000ULL,   1000000000ULL,   10000000000ULL,   100000000000ULL,
-    1000000000000ULL, 10000000000000ULL, 100000000000000ULL, 1000000000000000ULL,
+/* 10^0 .. 10^19: every power of ten a uint64 holds (digits, scales, the formatter) */
+static const uint64_t P10[20] = {
+    1ULL,
+    10ULL,
+    100ULL,
+    1000ULL,
+    10000ULL,
+    100000ULL,
+    1000000ULL,
+    10000000ULL,
+    100000000ULL,
+    1000000000ULL,
+    10000000000ULL,
+    100000000000ULL,
+    1000000000000ULL,
+    10000000000000ULL,
+    100000000000000ULL,
+    1000000000000000ULL,
+    10000000000000000ULL,
+    100000000000000000ULL,
+    1000000000000000000ULL,
+    10000000000000000000ULL,
 };
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && defined(__GNUC__)
@@ -71,7 +87,7 @@ static inline Py_ssize_t digits(const char **pp, const char *end, uint64_t *acc)
          * reaches later bytes, so the first such byte is found right */
         uint64_t bad = ((t + 0x7676767676767676ULL) | t) & 0x8080808080808080ULL;
         int d = bad ? __builtin_ctzll(bad) >> 3 : 8;
-        if (d) m = m * POW10I[d] + eight(d == 8 ? x : x << (8 * (8 - d)));
+        if (d) m = m * P10[d] + eight(d == 8 ? x : x << (8 * (8 - d)));
         p += d;
         n += d;
         if (d < 8) goto out;
@@ -92,7 +108,7 @@ out:
 /* A 'd' column's numerators so far (``rows`` of them, at ``scale``) at the
  * larger scale ``to``; 0 where one would pass 2^53. */
 static int rescale(int64_t *m, Py_ssize_t rows, int scale, int to) {
-    uint64_t f = POW10I_ALL[to - scale], most = EXACT / f;
+    uint64_t f = P10[to - scale], most = EXACT / f;
     for (Py_ssize_t i = 0; i < rows; i++) {
         if ((uint64_t)(m[i] < 0 ? -m[i] : m[i]) > most) return 0;
         m[i] *= (int64_t)f;
@@ -137,8 +153,8 @@ static Py_ssize_t parse_rows(const char *p, const char *end, const char *kinds, 
                     if (k != have) { /* rare: not the column's number of digits after the point */
                         if (k > MAX_SCALE) return AGAIN;
                         if (k < have) {
-                            if (m > EXACT / POW10I_ALL[have - k]) return AGAIN;
-                            m *= POW10I_ALL[have - k];
+                            if (m > EXACT / P10[have - k]) return AGAIN;
+                            m *= P10[have - k];
                         } else {
                             if (!rescale((int64_t *)out[c], row, have, (int)k)) return AGAIN;
                             have = (int)k;
@@ -259,29 +275,6 @@ static const char PAIRS[201] =
     "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
     "8081828384858687888990919293949596979899";
-
-static const uint64_t P10[20] = {
-    1ULL,
-    10ULL,
-    100ULL,
-    1000ULL,
-    10000ULL,
-    100000ULL,
-    1000000ULL,
-    10000000ULL,
-    100000000ULL,
-    1000000000ULL,
-    10000000000ULL,
-    100000000000ULL,
-    1000000000000ULL,
-    10000000000000ULL,
-    100000000000000ULL,
-    1000000000000000ULL,
-    10000000000000000ULL,
-    100000000000000000ULL,
-    1000000000000000000ULL,
-    10000000000000000000ULL,
-};
 
 /* The number of decimal digits of v (1 for 0). */
 static inline int ndigits(uint64_t v) {

@@ -38,18 +38,18 @@ def parse_chunk(
     its integer key span. Its float columns other than the key and the
     label are parsed as stored decimals (lepton.data.decimals) where they
     are; they are divided into floats only to compare it with a previous
-    chunk, for a patch."""
+    chunk, for a patch; it is stored as parsed (``stored``), not encoded again."""
     kept = {job.key, job.labels.label if job.labels is not None else None}
     floats = [n for n, t in job.types.items() if t == pa.float64() and n not in kept]
-    table = chunkparse.parse_typed(raw, job.sep, job.types, floats)
+    stored = chunkparse.parse_typed(raw, job.sep, job.types, floats)
     if job.key is None:
-        return Chunk(id=job.staging.put(parquet_buffer(table)), rows=table.num_rows), None, None
-    col = table.column(job.key)
+        return Chunk(id=job.staging.put(parquet_buffer(stored)), rows=stored.num_rows), None, None
+    col = stored.column(job.key)
     if col.null_count:
         raise Fallback("empty key")
     span = keyspan.of_column(col) if job.labels is None else None
-    if span is not None and span in job.by_span:  # (else same_keys looks no further)
-        table = decoded(table)
+    # the rows as floats where they are compared with a previous chunk's (else same_keys looks no further)
+    table = decoded(stored) if span is not None and span in job.by_span else stored
     same = samekeys.same_keys(job.store, job.by_span, table, job.key, span)
     if same is not None:  # a previous chunk's keys, in order: its key sidecar is this chunk's
         candidate, chain, changed = same
@@ -58,7 +58,7 @@ def parse_chunk(
             job.staging, table, candidate, chain, changed, candidate.keys, hashes_of_lines
         )  # type: ignore[arg-type]
         if chunk is None:
-            chunk = whole(job, table, candidate.keys, lines)  # type: ignore[arg-type]
+            chunk = whole(job, stored, candidate.keys, lines)  # type: ignore[arg-type]
         return chunk, None, span  # its key hashes: the candidate's, read if needed (sidecars)
     hashes = np.sort(key_hashes(col))
     sidecar = hashes.tobytes()
@@ -70,7 +70,7 @@ def parse_chunk(
         counts = job.labels.count(table)
     chunk = _as_patch(job, table, keys_id, lines)
     if chunk is None:
-        chunk = whole(job, table, keys_id, lines)
+        chunk = whole(job, stored, keys_id, lines)
     if job.labels is not None:
         job.labels.add(counts)
     return chunk, hashes, span
@@ -91,7 +91,7 @@ def _as_patch(job: _Job, table: pa.Table, keys_id: str, lines: linehash.Lines | 
     candidate = job.by_keys.get(keys_id)
     if candidate is None:
         return None
-    table = decoded(table)  # (compared with the candidate's rows)
+    table = decoded(table)  # (compared with the candidate's rows; as it is if decoded already)
     chain = patches.read_chain(job.store, candidate)
     hashes_of_lines = None if lines is None or len(lines) != table.num_rows else lines.hashes
     return samekeys.patch(job.staging, table, job.key, candidate, chain, keys_id, hashes_of_lines)  # type: ignore[arg-type]

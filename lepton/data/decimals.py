@@ -101,12 +101,18 @@ def decoded(table: pa.Table) -> pa.Table:
 def _divided(numerators: pa.Array, scale: int) -> pa.Array:
     if not len(numerators):
         return pa.array([], type=pa.float64())
-    floats = words_of(numerators, np.int64) / POW10[scale]
-    validity = numerators.buffers()[0] if numerators.null_count else None
-    if validity is not None and numerators.offset:
-        return pa.array(floats, mask=~np.asarray(numerators.is_valid()), type=pa.float64())
+    return _with_nulls_of(numerators, words_of(numerators, np.int64) / POW10[scale], pa.float64())
+
+
+def _with_nulls_of(array: pa.Array, values: np.ndarray, kind: pa.DataType) -> pa.Array:
+    """``values`` (as many as ``array`` has) as an Arrow array of ``kind``,
+    null where ``array`` is (its validity bitmap shared, unless offset)."""
+    if not array.null_count:
+        return pa.Array.from_buffers(kind, len(array), [None, pa.py_buffer(values)], 0)
+    if array.offset:
+        return pa.array(values, mask=~np.asarray(array.is_valid()), type=kind)
     return pa.Array.from_buffers(
-        pa.float64(), len(numerators), [validity, pa.py_buffer(floats)], numerators.null_count
+        kind, len(array), [array.buffers()[0], pa.py_buffer(values)], array.null_count
     )
 
 
@@ -141,12 +147,7 @@ def as_decimal(column: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, int] | Non
     while scale is not None and scale <= MAX_SCALE:  # (past the sample: a value may need a larger one)
         numerators = _exact(values, scale)
         if numerators is not None:
-            validity = array.buffers()[0] if array.null_count and not array.offset else None
-            if array.null_count and validity is None:
-                return pa.array(numerators, mask=~np.asarray(array.is_valid()), type=pa.int64()), scale
-            return pa.Array.from_buffers(
-                pa.int64(), len(array), [validity, pa.py_buffer(numerators)], array.null_count
-            ), scale
+            return _with_nulls_of(array, numerators, pa.int64()), scale
         scale += 1
     return None
 

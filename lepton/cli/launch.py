@@ -13,9 +13,9 @@ none of them garbage. The collector is off while the command's modules are
 imported (for a snapshot: the registry, the store and the ingest); what
 they made is then frozen (never walked again, at exit included) and the
 collector runs as usual; at the end everything is frozen, so that the
-collection at exit does not walk it all once more. A snapshot does no linear algebra, so numpy's
-BLAS gets one thread: its idle threads spin on the core the head start
-hashes on.
+collection at exit does not walk it all once more. A snapshot does no
+linear algebra, so numpy's BLAS gets one thread: its idle threads spin on
+the core the head start hashes on.
 """
 
 from __future__ import annotations

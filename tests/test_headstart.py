@@ -5,6 +5,7 @@ stops reading when closed."""
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -121,10 +122,12 @@ def test_the_cli_resumes_an_appended_file_from_its_head_start(tmp_path, monkeypa
         f.write(_rows(3_000, start=400_000))
     heads: list[object] = []
     begun: list[HeadStart] = []
+    switches: list[float] = []
     real, real_init = resume.match_with_head, HeadStart.__init__
 
     def spy(points, head, matched_up_to=None):  # type: ignore[no-untyped-def]
         heads.append(head)
+        switches.append(sys.getswitchinterval())
         return real(points, head, matched_up_to)
 
     def init(self, path):  # type: ignore[no-untyped-def]
@@ -134,8 +137,11 @@ def test_the_cli_resumes_an_appended_file_from_its_head_start(tmp_path, monkeypa
     monkeypatch.setattr(resume, "match_with_head", spy)
     monkeypatch.setattr(HeadStart, "__init__", init)
     argv = ["data", "snapshot", "t", "--key", "id", str(csv)]  # options anywhere
+    before = sys.getswitchinterval()
     if entry == "console script":
         assert launch.main(argv) == 0
+        assert switches == [launch.HEAD_SWITCH]  # the GIL handed over sooner while the head start reads
+        assert sys.getswitchinterval() == before  # and as it was after
     else:
         got = runner.invoke(app, argv)
         assert got.exit_code == 0, got.output

@@ -46,22 +46,27 @@ def _direct_or_skip(path: Path) -> None:
     file.close()
 
 
-def _chunks(path: Path, skip: int, sep: str | None, direct: bool) -> list[bytes]:
+def _chunks(path: Path, skip: int, sep: str | None, direct: bool, through_cache: bool = False) -> list[bytes]:
     with open(path, "rb") as f:
         header = f.readline()
         f.seek(max(skip, f.tell()))
-        return [bytes(c) for _, c in linecuts.line_chunks(f, sep, header=header, direct=direct)]
+        chunks = linecuts.line_chunks(f, sep, header=header, direct=direct, through_cache=through_cache)
+        return [bytes(c) for _, c in chunks]
 
 
 class _Counted:
-    """DirectFile.read, counted."""
+    """DirectFile.read, counted: ``calls``, and ``cached`` (those through the
+    page cache, by a descriptor opened without O_DIRECT)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.calls = 0
+        self.calls = self.cached = 0
         read = directread.DirectFile.read
 
         def counted(file: directread.DirectFile, into: memoryview, offset: int) -> int:
             self.calls += 1
+            direct = bool(fcntl.fcntl(file.fd, fcntl.F_GETFL) & os.O_DIRECT)
+            assert direct != file.through_cache
+            self.cached += not direct
             return read(file, into, offset)
 
         monkeypatch.setattr(directread.DirectFile, "read", counted)
@@ -76,10 +81,12 @@ class _Counted:
     sep=st.sampled_from([",", None]),
     newline_at_end=st.booleans(),
     seed=st.integers(0, 99),
+    through_cache=st.booleans(),
 )
 def test_direct_reads_cut_as_reads_through_the_cache(  # type: ignore[no-untyped-def]
-    tmp_path, monkeypatch, lines, header, skip, block, sep, newline_at_end, seed
+    tmp_path, monkeypatch, lines, header, skip, block, sep, newline_at_end, seed, through_cache
 ):
+    """And so does the same ring of buffers reading through the cache."""
     _small_cuts(monkeypatch)
     monkeypatch.setattr(linecuts, "BLOCK", block)
     rnd = random.Random(seed)
@@ -91,9 +98,10 @@ def test_direct_reads_cut_as_reads_through_the_cache(  # type: ignore[no-untyped
     _direct_or_skip(path)
     counted = _Counted(monkeypatch)
     want = _chunks(path, skip, sep, direct=False)
-    got = _chunks(path, skip, sep, direct=True)
+    got = _chunks(path, skip, sep, direct=True, through_cache=through_cache)
     assert got == want
-    assert counted.calls >= 1  # read directly, not through the cache
+    assert counted.calls >= 1  # read by the ring, not through the stream
+    assert counted.cached == (counted.calls if through_cache else 0)
     if skip <= header + 1 and body:
         assert b"".join(got).rstrip(b"\n") == body.rstrip(b"\n")
 
@@ -368,11 +376,12 @@ def test_a_cold_source_is_snapshotted_with_direct_reads(repo, tmp_path, monkeypa
     _evict(path)  # (again: nothing between the probe and the snapshot may bring a page back)
     counted = _Counted(monkeypatch)
     snap = repo.snapshot_data("cold", path, key="id")
-    assert counted.calls >= 1
+    assert counted.calls >= 1 and counted.cached == 0  # a first version: every byte parsed, O_DIRECT
     pd.testing.assert_frame_equal(repo.read_table(snap.version.ref), frame)
-    frame.loc[123, "x"] = 0.5  # a version read the same way, against the first
+    first = counted.calls
+    frame.loc[123, "x"] = 0.5  # a version read by the same ring, against the first: through the cache
     frame.to_csv(path, index=False)
     _evict(path)
     again = repo.snapshot_data("cold", path, key="id")
     pd.testing.assert_frame_equal(repo.read_table(again.version.ref), frame)
-    assert counted.calls >= 2
+    assert counted.calls > first and counted.cached == counted.calls - first

@@ -165,6 +165,27 @@ def test_the_head_start_reads_a_cold_file_out_of_the_cache_and_a_cached_one_in_i
     assert all(_pages_cached(path))
 
 
+def test_a_ring_reading_through_the_cache_drops_each_block_it_read(tmp_path):  # type: ignore[no-untyped-def]
+    """DirectFile opened ``through_cache`` (as the ingest reads a file with a
+    previous version): the bytes as on disk, and not one page of them
+    left cached; opened for O_DIRECT, none ever cached."""
+    path, data = _file(tmp_path)
+    for through_cache in (True, False):
+        _evict(path)
+        with open(path, "rb") as f, mmap.mmap(-1, 4 << 20) as buf:
+            file = DirectFile.reopen(f.fileno(), through_cache=through_cache)
+            if file is None:
+                pytest.skip(f"{tmp_path}: this file system refuses O_DIRECT reads")
+            got = bytearray()
+            try:
+                while n := file.read(memoryview(buf), len(got)):
+                    got += buf[:n]
+            finally:
+                file.close()
+        assert got == data
+        assert not any(_pages_cached(path)), through_cache
+
+
 @pytest.mark.parametrize("direct", [True, False])
 def test_a_first_snapshot_of_a_cold_file_leaves_it_out_of_the_cache(tmp_path, monkeypatch, direct):  # type: ignore[no-untyped-def]
     """Read with O_DIRECT, the file never enters the cache: nothing to drop.
@@ -178,7 +199,7 @@ def test_a_first_snapshot_of_a_cold_file_leaves_it_out_of_the_cache(tmp_path, mo
         if direct and DirectFile.reopen(f.fileno()) is None:
             pytest.skip(f"{tmp_path}: this file system refuses O_DIRECT reads")
     if not direct:
-        monkeypatch.setattr(DirectFile, "reopen", classmethod(lambda cls, fd: None))
+        monkeypatch.setattr(DirectFile, "reopen", classmethod(lambda cls, fd, through_cache=False: None))
     asked: list[tuple[int, int]] = []
     real = pagecache.drop
 

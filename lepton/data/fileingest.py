@@ -213,6 +213,7 @@ def _ingest(
                 adopt=adopt,
                 spans=keyspan.from_record(record, key, previous.chunks) if previous else None,
                 direct=stream is not opened,  # cold and local (pagecache.DropBehind)
+                through_cache=previous is not None,  # edits found by line hashes: read-bound (directread)
             )
         kept = recorder.record(cut, sep, key, got.spans)
         if before is None or statecache.stat_of(os.stat(path)) != before.stat:

@@ -137,6 +137,7 @@ def ingest_delimited(
     adopt: bool = False,
     spans: dict[str, keyspan.Span] | None = None,
     direct: bool = False,
+    through_cache: bool = False,
 ) -> Ingested:
     """Chunk, parse (only what is new) and store a delimited table.
 
@@ -157,7 +158,8 @@ def ingest_delimited(
     the previous version's chunks' key ranges (lepton.data.keyspan): a
     reused chunk's key sidecar is then read only if its range meets the
     new chunks'. ``direct``: the stream is a cold local file, read once
-    from here on (linecuts.line_chunks: with O_DIRECT where it can)."""
+    from here on (linecuts.line_chunks: with O_DIRECT where it can, or
+    ``through_cache`` dropping what it read: lepton.data.directread)."""
     types: dict[str, pa.DataType] | None = None
     known: dict[str, Chunk] = {}
     if previous is not None:
@@ -223,7 +225,15 @@ def ingest_delimited(
             for first, raw in (
                 ()
                 if at_end
-                else line_chunks(stream, cut_by, header=header, seen=seen, buffers=buffers, direct=direct)
+                else line_chunks(
+                    stream,
+                    cut_by,
+                    header=header,
+                    seen=seen,
+                    buffers=buffers,
+                    direct=direct,
+                    through_cache=through_cache,
+                )
             ):
                 if job is None:
                     try:

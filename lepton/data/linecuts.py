@@ -78,6 +78,7 @@ def line_chunks(
     seen: Callable[[memoryview], None] | None = None,
     buffers: Buffers | None = None,
     direct: bool = False,
+    through_cache: bool = False,
 ) -> Iterator[tuple[bytes, bytes | memoryview]]:
     """(header line, chunk) pairs: every chunk a run of whole lines; cut by
     FastCDC, or with ``sep`` by the lines' first fields. ``header``: the
@@ -88,7 +89,9 @@ def line_chunks(
     The file is read into reused buffers (lepton.data.windows; a fresh
     64 MiB object per read costs page faults for every byte, twice with
     the carried-over tail); with ``direct`` (a cold local file, read once)
-    with O_DIRECT where the file system takes it, else through the stream.
+    with O_DIRECT where the file system takes it (or, ``through_cache``,
+    on the same ring of buffers through the page cache), else through the
+    stream.
     More is read only when the next cut cannot be decided from what is in
     view, so the tail carried into the next block is mostly less than a
     chunk (keeping MAX_BYTES in view moved most bytes once more). Each
@@ -99,7 +102,7 @@ def line_chunks(
         header = stream.readline()
     if not header.strip():
         raise Fallback("no header line")
-    win = windows.window(stream, BLOCK, MAX_BYTES, direct)
+    win = windows.window(stream, BLOCK, MAX_BYTES, direct, through_cache)
     cdc = FastCDC(avg_size=AVG_BYTES, min_size=MIN_BYTES, max_size=CDC_MAX)
     lines: _Lines | _Bytes | None = None
     try:

@@ -5,7 +5,8 @@ yet, ``buf[start:end]``, and more read after them when asked.
   stream read after it, through the page cache.
 - Direct (a cold local file that takes O_DIRECT: lepton.data.directread):
   a ring of MAPS buffers, the next block read into one on a helper thread
-  while another is cut. A block lands at the same page-aligned place of
+  while another is cut (with O_DIRECT, or through the page cache, each
+  block dropped from it once read: ``through_cache``). A block lands at the same page-aligned place of
   its buffer every time, at a file offset that is a multiple of its size;
   the tail of the previous block is copied in just before it. The device
   fills the buffers itself, so the file is neither copied out of the page
@@ -236,15 +237,16 @@ class Direct(Window):
         self.file.close()
 
 
-def window(stream: BinaryIO, block: int, keep: int, direct: bool) -> Window:
+def window(stream: BinaryIO, block: int, keep: int, direct: bool, through_cache: bool = False) -> Window:
     """A Direct window where ``direct`` asks for one and the stream is a
-    local file that takes such reads, else a Buffered one."""
+    local file that takes such reads, else a Buffered one. ``through_cache``:
+    its ring reads through the page cache, not with O_DIRECT (directread)."""
     if direct:
         try:
             fd, position = stream.fileno(), stream.tell()
         except (AttributeError, OSError, ValueError):
             fd = -1
-        file = DirectFile.reopen(fd) if fd >= 0 else None
+        file = DirectFile.reopen(fd, through_cache) if fd >= 0 else None
         if file is not None:
             size = min(block, DIRECT_BLOCK)
             return Direct(file, position, size - size % ALIGN or ALIGN, keep)

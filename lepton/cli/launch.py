@@ -33,7 +33,7 @@ SNAPSHOTS = (("data", "snapshot"), ("labels", "snapshot"))
 # back after every 4 MiB it hashes (0.5 ms), and waited up to the default
 # 5 ms each time for the imports to let go of it: by the end of the imports
 # it had read 336-440 MB of a cold 1.56 GB file, and 952 MB at 0.5 ms, the
-# imports no slower (each the median of 4 runs).
+# imports no slower (2 runs each).
 HEAD_SWITCH = 0.0005
 VALUED = frozenset({"--key", "-m", "--message", "--dataset", "--label"})  # their options that take a value
 

@@ -43,7 +43,8 @@ ALIGN = 4096
 
 
 class DirectFile:
-    """A file descriptor opened with O_DIRECT, read at aligned offsets."""
+    """A file descriptor opened with O_DIRECT (or, ``through_cache``,
+    without it, each read dropped from the cache), read at aligned offsets."""
 
     def __init__(self, fd: int, through_cache: bool = False) -> None:
         self.fd = fd

@@ -149,3 +149,77 @@ def drop_behind(stream: BinaryIO, cold: bool | None = None) -> BinaryIO:
     if cold is None:
         cold = not cached(fd)
     return DropBehind(stream, fd) if cold else stream  # type: ignore[return-value]
+
+
+SYNC_FILE_RANGE_WRITE = 2  # <fcntl.h>: start write-out of dirty pages, do not wait
+WRITTEN = 1 | SYNC_FILE_RANGE_WRITE | 4  # SYNC_FILE_RANGE_WAIT_BEFORE | ... | _WAIT_AFTER: on disk
+WRITE_LAG = 64 << 20  # bytes written lately that stay cached (their write-out under way)
+
+
+@functools.cache
+def sync_file_range() -> Any:
+    """libc's sync_file_range(2), typed; None where there is none (not Linux)."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+class WriteBehind:
+    """A new file written once from start to end, leaving the page cache
+    behind it: each write's pages are sent to the disk at once, and once
+    WRITE_LAG newer bytes are written after them, waited for and dropped.
+    Writing a large file through the cache alone takes a fresh page per
+    4 KiB, which on a VM costs far more than the copy (the module's text);
+    this way the kernel reuses the same few pages. (The 2026-12-07 machine
+    wrote 1.07 GB in 5 MiB blocks with 0.16-0.80 s of system CPU through
+    the cache alone, as the pages it was given were recycled or fresh, and
+    0.23-0.24 s written behind.) Where sync_file_range is missing or fails
+    (a file system without write-out), the rest is written plainly."""
+
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._sync = sync_file_range()
+        self._pos = 0
+        self._dropped = 0  # nothing of the file before this offset is cached (by us)
+
+    def write(self, data: Any) -> int:
+        """All of ``data`` (anything with the buffer protocol), appended."""
+        view = memoryview(data).cast("B")
+        start, done = self._pos, 0
+        while done < len(view):
+            done += os.write(self._fd, view[done:])
+        self._pos += done
+        if self._sync is not None and done:
+            if self._sync(self._fd, start, done, SYNC_FILE_RANGE_WRITE) != 0:
+                self._sync = None  # best effort only
+            else:
+                self._behind()
+        return done
+
+    def _behind(self) -> None:
+        upto = self._pos - WRITE_LAG
+        upto -= upto % PAGE
+        if upto > self._dropped:
+            if self._sync(self._fd, self._dropped, upto - self._dropped, WRITTEN) != 0:
+                self._sync = None
+                return
+            drop(self._fd, self._dropped, upto - self._dropped)
+            self._dropped = upto
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> WriteBehind:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

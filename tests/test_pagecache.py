@@ -265,3 +265,73 @@ def test_staged_objects_leave_the_cache_once_written_and_publish_whole(tmp_path,
     assert sum(cached[:24]) < 24, cached
     staging.publish()
     assert [store.read_bytes(k) for k in keys] == blobs
+
+
+def test_a_file_written_behind_is_whole_and_leaves_the_cache_behind(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """WriteBehind (a CSV checkout's output): every byte as written, in
+    pieces of any size and kind; all but the last WRITE_LAG bytes written
+    out and dropped from the page cache as it goes (asked of the kernel
+    exactly; done by it loosely, as for staged objects)."""
+    monkeypatch.setattr(pagecache, "WRITE_LAG", LAG)
+    data = os.urandom(SIZE + 12345)
+    asked: list[tuple[int, int]] = []
+    real = pagecache.drop
+
+    def drop(fd: int, offset: int, length: int) -> None:
+        asked.append((offset, length))
+        real(fd, offset, length)
+
+    monkeypatch.setattr(pagecache, "drop", drop)
+    path = tmp_path / "out.csv"
+    pieces, at, step = [], 0, 1
+    while at < len(data):
+        pieces.append(data[at : at + step])
+        at, step = at + step, step * 3 + 1
+    with pagecache.WriteBehind(str(path)) as out:
+        for i, piece in enumerate(pieces):
+            kind = (bytes, memoryview, bytearray)[i % 3]
+            assert out.write(kind(piece)) == len(piece)
+    assert path.read_bytes() == data
+    assert asked and asked[0][0] == 0
+    assert all(a + n == b for (a, n), (b, _) in zip(asked, asked[1:], strict=False))  # in order, no gap
+    end = asked[-1][0] + asked[-1][1]
+    assert end % PAGE == 0 and len(data) - LAG - PAGE < end <= len(data) - LAG
+
+
+def test_a_file_system_without_write_out_is_written_plainly(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """sync_file_range failing (or missing): the file is written whole, and
+    nothing is asked to leave the cache."""
+    monkeypatch.setattr(pagecache, "WRITE_LAG", LAG)
+    monkeypatch.setattr(pagecache, "sync_file_range", lambda: lambda fd, offset, n, flags: -1)
+    dropped: list[int] = []
+    monkeypatch.setattr(pagecache, "drop", lambda fd, offset, length: dropped.append(length))
+    data = os.urandom(SIZE)
+    path = tmp_path / "out.csv"
+    with pagecache.WriteBehind(str(path)) as out:
+        for at in range(0, SIZE, 1 << 20):
+            out.write(data[at : at + (1 << 20)])
+    assert path.read_bytes() == data
+    assert dropped == []
+
+
+def test_a_csv_checkout_leaves_the_cache_behind(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """The checked-out CSV is written behind: most of its pages are out of
+    the cache when the command ends (the last WRITE_LAG bytes may stay)."""
+    monkeypatch.setattr(pagecache, "WRITE_LAG", LAG)
+    frame = pd.DataFrame({"id": range(2_000_000), "x": [i / 8 for i in range(2_000_000)]})
+    source = tmp_path / "t.csv"
+    frame.to_csv(source, index=False)
+    settings = {
+        "store": {"url": str(tmp_path / "store")},
+        "registry": {"url": f"sqlite:///{tmp_path / 'r.db'}"},
+    }
+    repo = Repo(Settings.model_validate(settings)).ensure_ready()
+    try:
+        snap = repo.snapshot_data("t", source, key="id")
+        out = repo.checkout(snap.version.ref, tmp_path / "out.csv")
+    finally:
+        repo.close()
+    cached = _pages_cached(out)
+    early = cached[: -(LAG >> 20) - 1]
+    assert len(early) > 8 and sum(early) < len(early) // 2, cached
+    pd.testing.assert_frame_equal(pd.read_csv(out), frame)

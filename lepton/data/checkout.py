@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from lepton import pagecache
 from lepton.data import decimals, numcsv
 from lepton.data.parquet import read_parquet
 from lepton.data.patches import read_chunk
@@ -137,7 +138,7 @@ def _write_streaming(store: ObjectStore, manifest: TableDataset | Labelset, path
         pacsv.write_csv(decimals.decoded(table), sink, write_options=options)
         return sink.getvalue()
 
-    with open(path, "wb") as out:
+    with pagecache.WriteBehind(path) as out:
         for block in _in_order(text, enumerate(manifest.chunks)):
             out.write(block)
 

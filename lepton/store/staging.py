@@ -52,7 +52,7 @@ class Staging:
         self.lock = threading.Lock()
         # start each file's write-back as soon as it is written, so that the
         # flush at publish finds most of it on disk already
-        self._writeback = _sync_file_range() if self.local and store.durable else None
+        self._writeback = pagecache.sync_file_range() if self.local and store.durable else None
         self._written: deque[str] = deque()  # staged lately, newest last
 
     def put(self, data: bytes | memoryview | Any) -> str:  # anything with the buffer protocol
@@ -68,7 +68,7 @@ class Staging:
             f.write(data)
             f.flush()
             if self._writeback is not None:
-                self._writeback(fd, 0, 0, SYNC_FILE_RANGE_WRITE)  # asynchronous; best effort
+                self._writeback(fd, 0, 0, pagecache.SYNC_FILE_RANGE_WRITE)  # asynchronous; best effort
         older = None
         with self.lock:
             self.paths[key] = path
@@ -146,20 +146,12 @@ def _out_of_cache(path: str, sync_file_range: Any) -> None:
     except OSError:
         return
     try:
-        sync_file_range(fd, 0, 0, WRITTEN)  # -1 on failure: then the pages, still dirty, stay
+        sync_file_range(fd, 0, 0, pagecache.WRITTEN)  # -1 on failure: then the pages, still dirty, stay
         pagecache.drop(fd, 0, 0)
     except OSError:
         pass  # best effort: the flush at publish writes it either way
     finally:
         os.close(fd)
-
-
-SYNC_FILE_RANGE_WRITE = 2  # <fcntl.h>: start write-out of dirty pages, do not wait
-WRITTEN = 1 | SYNC_FILE_RANGE_WRITE | 4  # SYNC_FILE_RANGE_WAIT_BEFORE | ... | _WAIT_AFTER: on disk
-
-
-def _sync_file_range():  # type: ignore[no-untyped-def]
-    return _libc("sync_file_range", ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
 
 
 def _syncfs():  # type: ignore[no-untyped-def]

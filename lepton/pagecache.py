@@ -210,9 +210,6 @@ class WriteBehind:
             drop(self._fd, self._dropped, upto - self._dropped)
             self._dropped = upto
 
-    def fileno(self) -> int:
-        return self._fd
-
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)

@@ -73,13 +73,17 @@ def test_a_csv_snapshot_needs_no_pandas(tmp_path) -> None:  # type: ignore[no-un
 
 
 @pytest.mark.parametrize("collecting", [True, False])
-@pytest.mark.parametrize("argv", [["data", "snapshot", "t", "t.csv"], ["data", "log", "t"]])
+@pytest.mark.parametrize(
+    "argv",
+    [["data", "snapshot", "t", "t.csv"], ["data", "log", "t"], ["labels", "log", "l"], ["models", "list"]],
+)
 def test_the_console_script_collects_while_commands_run_and_leaves_the_process_as_it_was(
     monkeypatch, argv, collecting
 ):  # type: ignore[no-untyped-def]
     """The launcher turns the cyclic collector off only while it imports:
     the command itself runs with it on (long commands make garbage cycles),
-    a snapshot with numpy's BLAS on one thread; afterwards the collector
+    a data or labels command with numpy's BLAS on one thread (a model's
+    training may use more); afterwards the collector
     and the environment are as the caller had them."""
     import lepton.cli.main
     from lepton.cli import launch
@@ -102,5 +106,5 @@ def test_the_console_script_collects_while_commands_run_and_leaves_the_process_a
         after = gc.isenabled()
     finally:
         (gc.enable if was else gc.disable)()
-    assert seen == [(collecting, "1" if argv[1] == "snapshot" else None)]
+    assert seen == [(collecting, "1" if argv[0] in ("data", "labels") else None)]
     assert after == collecting and "OPENBLAS_NUM_THREADS" not in os.environ

@@ -13,9 +13,10 @@ none of them garbage. The collector is off while the command's modules are
 imported (for a snapshot: the registry, the store and the ingest); what
 they made is then frozen (never walked again, at exit included) and the
 collector runs as usual; at the end everything is frozen, so that the
-collection at exit does not walk it all once more. A snapshot does no
-linear algebra, so numpy's BLAS gets one thread: its idle threads spin on
-the core the head start hashes on.
+collection at exit does not walk it all once more. The data and labels
+commands do no linear algebra, so numpy's BLAS gets one thread: its idle
+threads spin on the core the head start hashes on, and took 3% of a CSV
+checkout's CPU samples (perf) from the threads that format the chunks.
 """
 
 from __future__ import annotations
@@ -60,10 +61,16 @@ def snapshot_source(argv: list[str]) -> str | None:
     return positional[1] if len(positional) > 1 else None
 
 
+def _data_command(argv: list[str]) -> bool:
+    """Whether ``argv`` is a `data` or `labels` command (no linear algebra)."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first in ("data", "labels")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     source = snapshot_source(argv)
-    blas = source is not None and "OPENBLAS_NUM_THREADS" not in os.environ
+    blas = _data_command(argv) and "OPENBLAS_NUM_THREADS" not in os.environ
     if blas:
         os.environ["OPENBLAS_NUM_THREADS"] = "1"  # read once, when numpy loads OpenBLAS
     head = HeadStart.begin(source) if source is not None else None

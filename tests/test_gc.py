@@ -432,6 +432,35 @@ def test_a_reused_old_object_is_refreshed_and_not_removed(store):  # type: ignor
     assert store.read_bytes(kept) == b"reused by a writer"
 
 
+def test_an_object_refreshed_since_it_was_listed_is_never_moved(store, monkeypatch):  # type: ignore[no-untyped-def]
+    """gc's listing is older than its removals: an object a writer reused
+    meanwhile (refreshed, its version perhaps registered and being read by
+    now) is left in place, never set aside even for a moment, so no reader
+    finds it missing. An object still old is set aside and removed."""
+    kept, lost = store.put_bytes(b"reused since the listing"), store.put_bytes(b"still old")
+    _age(store, [kept, lost])
+    cutoff = sweep.clock(store) - HOUR
+    assert store.put_bytes(b"reused since the listing") == kept  # refreshed after gc listed it
+    moved: list[str] = []
+    real = os.rename
+
+    def rename(src, dst):  # type: ignore[no-untyped-def]
+        moved.append(src)
+        return real(src, dst)
+
+    monkeypatch.setattr(sweep.os, "rename", rename)
+    if store.location.is_local:
+        assert not sweep.remove_if_old(store, kept, cutoff)
+        assert moved == []
+        assert sweep.remove_if_old(store, lost, cutoff)
+        assert moved == [store.path_of(lost)]
+    else:  # S3 looks before it copies aside: nothing is deleted
+        assert not sweep.remove_if_old(store, kept, cutoff)
+        assert sweep.remove_if_old(store, lost, cutoff)
+    assert store.read_bytes(kept) == b"reused since the listing"
+    assert set(sweep.list_objects(store)) == {kept}
+
+
 def test_a_writer_note_on_s3_keeps_an_object_being_reused(s3_server):  # type: ignore[no-untyped-def]
     """S3 cannot rename: a writer notes a reuse before refreshing, and gc puts
     back what it removed if a note appeared (the refresh was in flight).

@@ -91,15 +91,25 @@ def remove_if_old(store: ObjectStore, key: str, cutoff: float) -> bool:
     returns whether it was removed. The object is first set aside under
     tmp/gc/ (so a crash loses nothing a later gc could not put back).
 
-    Local: the set-aside is an atomic rename, and the object is renamed back
-    if its time (refreshed by a writer that reuses it) is at or after
-    ``cutoff``; a writer that looks after the rename finds it absent and
+    Local: an object whose time is at or after ``cutoff`` by now (refreshed
+    by a writer that reused it since gc listed it) is left where it is: set
+    aside, even for a moment, it would be missing to anyone reading it, and
+    its version may be registered and read by then (seen in CI: a snapshot
+    reading the previous version's chunk while gc checked it). Otherwise the
+    set-aside is an atomic rename, and the object is renamed back if its
+    time is at or after ``cutoff`` (refreshed between the look and the
+    rename); a writer that looks after the rename finds it absent and
     writes it again. S3: copy aside, delete, then look for a writer's reuse
     note (written before the writer's refresh, which fails once the object
     is gone, making the writer store it again); with one, put it back."""
     path, aside = store.path_of(key), _aside(store, key)
     with translate(store.url, key):
         if store.location.is_local:
+            try:  # refreshed since it was listed (reused, maybe registered by now): never moved
+                if os.stat(path).st_mtime >= cutoff:
+                    return False
+            except FileNotFoundError:
+                return False
             os.makedirs(os.path.dirname(aside), exist_ok=True)
             try:
                 os.rename(path, aside)

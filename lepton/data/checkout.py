@@ -130,6 +130,8 @@ def _write_streaming(store: ObjectStore, manifest: TableDataset | Labelset, path
         if table is None:
             table = read_chunk(store, chunk).cast(schema)
         rows = numcsv.format_rows(table, sep)  # (numbers only: None for anything else)
+        if rows is not None and n:
+            return rows
         options = pacsv.WriteOptions(include_header=n == 0, delimiter=sep, quoting_style="needed")
         sink = pa.BufferOutputStream()
         if rows is not None:  # (Arrow's writer for the header only: the names quoted as it quotes them)

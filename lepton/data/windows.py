@@ -6,11 +6,12 @@ yet, ``buf[start:end]``, and more read after them when asked.
 - Direct (a cold local file that takes O_DIRECT: lepton.data.directread):
   a ring of MAPS buffers, the next block read into one on a helper thread
   while another is cut (with O_DIRECT, or through the page cache, each
-  block dropped from it once read: ``through_cache``). A block lands at the same page-aligned place of
-  its buffer every time, at a file offset that is a multiple of its size;
-  the tail of the previous block is copied in just before it. The device
-  fills the buffers itself, so the file is neither copied out of the page
-  cache nor put in it.
+  block dropped from it once read: ``through_cache``). A block lands at
+  the same page-aligned place of its buffer every time, at a file offset
+  that is a multiple of its size; the tail of the previous block is
+  copied in just before it. With O_DIRECT the device fills the buffers
+  itself, so the file is neither copied out of the page cache nor put in
+  it.
 
 A Direct window ``lends`` its chunks: the consumer gets a view of the
 buffer itself, not a copy, and gives it back (``give``) once done with

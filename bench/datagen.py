@@ -18,7 +18,15 @@ labels file (S2). Every random draw is seeded by (seed, what, version), so
 each tool's run sees byte-identical files whatever the order of the runs.
 
 Trees are ``d000/f000000.bin ...``: random (incompressible, like images)
-files of 45-55 KB in 100 folders.
+files of 45-55 KB in 100 folders; a changed file is rewritten whole. Text
+trees (``text=True``) are ``d000/f000000.csv ...`` of the same sizes, each a
+file of fixed-width annotation records (zstd -1 keeps ~40% of their bytes):
+
+    image,x,y,w,h,class,score
+    img0123456.jpg,0412,0118,064,096,3,0.913402
+
+and a changed one is edited in part, as annotations are corrected: 5% of
+its records get new values in place and 2% more are appended.
 
     python bench/datagen.py table OUT.csv --rows 1000000   # try it
 """
@@ -198,25 +206,61 @@ TREE_DIRS = 100
 FILE_MIN, FILE_MAX = 45_000, 55_000
 
 
-def _tree_path(root: Path, i: int) -> Path:
-    return root / f"d{i % TREE_DIRS:03d}" / f"f{i:06d}.bin"
+TEXT_HEADER = b"image,x,y,w,h,class,score\n"
+TEXT_FIELDS = (("img", 7), (".jpg,", 4), (",", 4), (",", 3), (",", 3), (",", 1), (",0.", 6))  # text, digits
+TEXT_ROW = sum(len(p) + w for p, w in TEXT_FIELDS) + 1  # 44 bytes with its newline
+TEXT_LIMITS = (10**7, 1920, 1080, 400, 400, 10, 10**6)
 
 
-def _write_file(root: Path, i: int, rng: np.random.Generator) -> int:
+def _tree_path(root: Path, i: int, text: bool = False) -> Path:
+    return root / f"d{i % TREE_DIRS:03d}" / f"f{i:06d}.{'csv' if text else 'bin'}"
+
+
+def _records(rng: np.random.Generator, n: int) -> bytes:
+    """``n`` annotation records (TEXT_ROW bytes each)."""
+    out = np.empty((n, TEXT_ROW), dtype=np.uint8)
+    col = 0
+    for (prefix, width), limit in zip(TEXT_FIELDS, TEXT_LIMITS, strict=True):
+        out[:, col : col + len(prefix)] = np.frombuffer(prefix.encode(), dtype=np.uint8)
+        col += len(prefix)
+        _digits(out, col, rng.integers(0, limit, size=n, dtype=np.int64), width)
+        col += width
+    out[:, -1] = ord("\n")
+    return out.tobytes()
+
+
+def _write_file(root: Path, i: int, rng: np.random.Generator, text: bool = False) -> int:
     size = int(rng.integers(FILE_MIN, FILE_MAX + 1))
-    p = _tree_path(root, i)
+    p = _tree_path(root, i, text)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_bytes(rng.bytes(size))
-    return size
+    if text:
+        p.write_bytes(TEXT_HEADER + _records(rng, (size - len(TEXT_HEADER)) // TEXT_ROW))
+    else:
+        p.write_bytes(rng.bytes(size))
+    return p.stat().st_size
 
 
-def write_tree(root: Path, files: int, seed: int = 0) -> int:
+def _edit_file(root: Path, i: int, rng: np.random.Generator) -> None:
+    """Correct 5% of a text file's records in place and append 2% more."""
+    p = _tree_path(root, i, text=True)
+    rows = (p.stat().st_size - len(TEXT_HEADER)) // TEXT_ROW
+    idx = _pick(rows, max(1, rows // 20), rng)
+    fresh = np.frombuffer(_records(rng, len(idx)), dtype=np.uint8).reshape(len(idx), TEXT_ROW)
+    with open(p, "r+b") as f:
+        for k, row in zip(idx.tolist(), fresh, strict=True):
+            f.seek(len(TEXT_HEADER) + k * TEXT_ROW)
+            f.write(row.tobytes())
+        f.seek(0, os.SEEK_END)
+        f.write(_records(rng, max(1, rows // 50)))
+
+
+def write_tree(root: Path, files: int, seed: int = 0, text: bool = False) -> int:
     root.mkdir(parents=True, exist_ok=True)
     total = 0
     for start in range(0, files, 1000):
         rng = _rng(seed, 4000, start)
         for i in range(start, min(files, start + 1000)):
-            total += _write_file(root, i, rng)
+            total += _write_file(root, i, rng, text)
     return total
 
 
@@ -225,23 +269,27 @@ def tree_files(root: Path) -> int:
 
 
 def change_tree(
-    root: Path, base_files: int, version: int, fraction: float = 0.01, seed: int = 0
+    root: Path, base_files: int, version: int, fraction: float = 0.01, seed: int = 0, text: bool = False
 ) -> tuple[int, int]:
-    """Rewrite ``fraction`` of the files already there and add as many new
-    files (``fraction`` of the first version's count each)."""
+    """Change ``fraction`` of the files already there (random files: rewritten
+    whole; text files: edited in part) and add as many new files
+    (``fraction`` of the first version's count each)."""
     existing = tree_files(root)
     n = max(1, round(base_files * fraction))
     rng = _rng(seed, 5000 + version)
     for i in _pick(existing, n, rng):
-        _write_file(root, int(i), rng)
+        if text:
+            _edit_file(root, int(i), rng)
+        else:
+            _write_file(root, int(i), rng)
     for i in range(existing, existing + n):
-        _write_file(root, i, rng)
+        _write_file(root, i, rng, text)
     return n, n
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("kind", choices=["table", "tree"])
+    ap.add_argument("kind", choices=["table", "tree", "text-tree"])
     ap.add_argument("out", type=Path)
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--files", type=int, default=1000)
@@ -249,7 +297,7 @@ def main() -> None:
     if args.kind == "table":
         print(write_table(args.out, args.rows), "bytes")
     else:
-        print(write_tree(args.out, args.files), "bytes")
+        print(write_tree(args.out, args.files, text=args.kind == "text-tree"), "bytes")
 
 
 if __name__ == "__main__":

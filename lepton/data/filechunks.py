@@ -57,7 +57,7 @@ def put_chunked(
         whole.update(data)
         key = hashing.hash_bytes(data)
         if store is not None and key not in known and key not in stored:
-            store.put_bytes(bytes(data))
+            store.put_bytes(bytes(data), pack=True)
             stored.add(key)
         keys.append(key)
         size += chunk.length

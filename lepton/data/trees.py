@@ -187,7 +187,7 @@ def _put(
         raise InvalidInput(f"{rel}: the file changed while it was being stored; snapshot again")
     key = hashing.hash_bytes(data)
     if store is not None and key not in known:
-        store.put_bytes(data)
+        store.put_bytes(data, pack=True)
     return FileEntry(path=rel, size=len(data), id=key)
 
 

@@ -75,6 +75,59 @@ def test_no_line_hashes_where_lines_are_not_rows(raw: bytes, field: int) -> None
     assert linehash.of(raw.replace(b'"', b"").replace(b"\n\n", b"\n").replace(b"\r\n\r\n", b"\r\n"), ",", 0)
 
 
+# wyhash's core as _linehash.c computes it, written out in Python: the
+# reference the one-pass scan (line ends found in the hash's own reads) must
+# agree with, line for line.
+_M64, _S0, _S1, _S2 = (1 << 64) - 1, 0xA0761D6478BD642F, 0xE7037ED1A0B428DB, 0x8EBC6AF09C88C6E3
+_SEED_LINE = 0x589965CC75374CC3
+
+
+def _mum(a: int, b: int) -> int:
+    r = a * b
+    return (r & _M64) ^ (r >> 64)
+
+
+def _reference_line_hash(line: bytes) -> int:
+    def r(i: int, k: int) -> int:
+        return int.from_bytes(line[i : i + k], "little")
+
+    n, h = len(line), _SEED_LINE ^ _S0
+    if n > 16:
+        i = 0
+        while n - i > 16:
+            h = _mum(r(i, 8) ^ _S1, r(i + 8, 8) ^ h)
+            i += 16
+        a, b = r(n - 16, 8), r(n - 8, 8)
+    elif n >= 4:
+        m = (n >> 3) << 2
+        a, b = (r(0, 4) << 32) | r(m, 4), (r(n - 4, 4) << 32) | r(n - 4 - m, 4)
+    else:
+        a, b = (line[0] << 16) | (line[n >> 1] << 8) | line[n - 1], 0
+    return _mum(_S1 ^ n, _mum(a ^ _S1, b ^ h) ^ _S2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.binary(min_size=1, max_size=90).filter(lambda b: b"\n" not in b and b'"' not in b and b != b"\r"),
+        min_size=1,
+        max_size=40,
+    ),
+    st.booleans(),
+)
+def test_line_hashes_agree_with_the_reference_at_every_length_and_end(
+    lines: list[bytes], newline: bool
+) -> None:
+    """Lines of 1-90 bytes (the steps stop on a newline in the step or just
+    after it, or at the buffer's end), with and without a last newline."""
+    raw = b"\n".join(lines) + (b"\n" if newline else b"")
+    got = linehash.of(raw, ",", 0)
+    assert got is not None
+    assert got.hashes.tolist() == [_reference_line_hash(line) for line in lines]
+    ends = np.cumsum([len(line) + 1 for line in lines])
+    assert got.starts.tolist() == [0, *ends[:-1].tolist(), len(raw)]
+
+
 def test_the_sidecar_round_trips_and_refuses_other_bytes() -> None:
     lines = linehash.of(b"7,a\n8,b\n", ",", 0)
     assert lines is not None

@@ -65,6 +65,13 @@ def test_pack_keeps_only_what_saves_a_tenth():
     assert packing.pack(bytes(packing.MAX_CONTENT + 1)) is None
 
 
+def test_the_probe_tells_random_bytes_from_what_compresses():
+    assert not packing.looks_compressible(os.urandom(4096))
+    assert packing.looks_compressible(text(4096))
+    assert packing.looks_compressible(bytes(4096))
+    assert packing.pack(os.urandom(30) * 1000) is not None  # random, but repeated
+
+
 def test_unpack_refuses_what_it_could_not_have_written():
     data = text(100_000)
     good = frame(data)

@@ -182,7 +182,12 @@ def _put(
     if fc.is_large(size):
         key, n, chunks = fc.put_chunked(store, stream, known)
         return FileEntry(path=rel, size=n, id=key, chunks=chunks)
-    data = stream.read(fc.CHUNK_THRESHOLD + 1)
+    # Read as much as was listed (+1 to see growth): a buffer of the threshold's size
+    # for every small file is an mmap and munmap each, and every munmap a TLB
+    # shoot-down across the workers' CPUs.
+    data = stream.read(size + 1)
+    if len(data) > size:  # grew since it was listed: read on to the threshold
+        data += stream.read(fc.CHUNK_THRESHOLD + 1 - len(data))
     if fc.is_large(len(data)):  # grew past the threshold since it was listed
         raise InvalidInput(f"{rel}: the file changed while it was being stored; snapshot again")
     key = hashing.hash_bytes(data)

@@ -18,7 +18,8 @@ from lepton.data import trees
 from lepton.data.statecache import StateCache, scan_local
 from lepton.errors import IntegrityError, InvalidInput
 from lepton.manifest import TreeDataset
-from lepton.store.fs import s3_filesystem
+from lepton.store.fs import open_location, s3_filesystem
+from lepton.store.objects import ObjectStore
 
 MB = 1_000_000
 
@@ -240,7 +241,7 @@ def test_a_file_changing_while_stored_is_refused(repo, tmp_path):
     f = scan_local(str(src), "src")[0]
     stale = f._replace(mtime_ns=f.mtime_ns - 1)
     with pytest.raises(InvalidInput, match="changed while it was being stored"):
-        trees._put_local(repo.store, (), "src", None, stale)
+        trees._put_local(repo.store, None, (), "src", None, stale)
 
 
 def test_snapshot_without_state_cache(repo, tmp_path):
@@ -280,11 +281,37 @@ def test_a_small_file_is_read_at_its_listed_size_and_growth_is_still_read_whole(
     grew since it was listed is still read (and hashed) whole."""
     data = os.urandom(50_000)
     stream = CountingStream(data)
-    entry = trees._put(None, (), "a.bin", len(data), stream)
+    entry = trees._put(None, None, (), "a.bin", len(data), stream)
     assert max(stream.asked) == len(data) + 1
     assert (entry.size, entry.id) == (len(data), trees.hashing.hash_bytes(data))
     grown = CountingStream(data + b"more")
-    entry = trees._put(None, (), "a.bin", len(data), grown)
+    entry = trees._put(None, None, (), "a.bin", len(data), grown)
     assert (entry.size, entry.id) == (len(data) + 4, trees.hashing.hash_bytes(data + b"more"))
     with pytest.raises(InvalidInput, match="changed while it was being stored"):
-        trees._put(None, (), "a.bin", 10, CountingStream(bytes(fc.CHUNK_THRESHOLD + 5)))
+        trees._put(None, None, (), "a.bin", 10, CountingStream(bytes(fc.CHUNK_THRESHOLD + 5)))
+
+
+def test_a_tree_snapshot_that_fails_publishes_nothing_on_a_local_store(tmp_path, monkeypatch):
+    """A local store's new files are staged and published together once all
+    are read: a failure halfway leaves no object and no staged file."""
+    store = ObjectStore(open_location(str(tmp_path / "store")))
+    src = tmp_path / "src"
+    text = b"id,label\n" + b"1234,cat\n" * 900  # packed
+    files = small_tree(src, 40) | write(src, {f"t/{i}.csv": text + bytes([i]) for i in range(5)})
+    bad = sorted(files)[len(files) // 2]
+    real = trees._put_local
+
+    def failing(*args):  # type: ignore[no-untyped-def]
+        if args[-1].rel == bad:
+            raise OSError("the disk went away")
+        return real(*args)
+
+    monkeypatch.setattr(trees, "_put_local", failing)
+    with pytest.raises(OSError, match="disk went away"):
+        trees.snapshot_tree(store, "t", open_location(str(src)), str(src), "src")
+    assert list(store.iter_keys()) == []
+    assert not [p for p in (tmp_path / "store" / "tmp").rglob("*") if p.is_file()]
+    monkeypatch.setattr(trees, "_put_local", real)
+    m = trees.snapshot_tree(store, "t", open_location(str(src)), str(src), "src")
+    assert set(m.objects()) == set(store.iter_keys())
+    assert store.read_bytes(next(e.id for e in m.files if e.path == "t/0.csv")) == files["t/0.csv"]

@@ -31,6 +31,7 @@ from lepton.errors import InvalidInput
 from lepton.manifest import FileEntry, TreeDataset
 from lepton.store.fs import Location
 from lepton.store.objects import ObjectStore
+from lepton.store.staging import Staging
 
 if TYPE_CHECKING:
     from lepton.data.sources import SourceFile
@@ -69,14 +70,24 @@ def snapshot_tree(
     parent: TreeDataset | None = None,
 ) -> TreeDataset:
     known = frozenset(parent.objects()) if parent else frozenset()
-    if source.is_local:
-        entries = _snapshot_local(store, root, label, known, progress, state, parent)
-    else:
-        from lepton.data.sources import list_tree  # lazy: tables' module: pandas
+    # A local store's new small files are staged and flushed together (one
+    # syncfs, then a rename each) once every file is read, not one fsync each;
+    # nothing of a snapshot that fails is published.
+    staging = Staging(store, drop_behind=False) if store.location.is_local else None
+    try:
+        if source.is_local:
+            entries = _snapshot_local(store, staging, root, label, known, progress, state, parent)
+        else:
+            from lepton.data.sources import list_tree  # lazy: tables' module: pandas
 
-        put = partial(_put_remote, store, source, known, progress)
-        with ThreadPoolExecutor(TREE_WORKERS) as pool:
-            entries = list(pool.map(put, list_tree(source, root, label)))
+            put = partial(_put_remote, store, staging, source, known, progress)
+            with ThreadPoolExecutor(TREE_WORKERS) as pool:
+                entries = list(pool.map(put, list_tree(source, root, label)))
+        if staging is not None:
+            staging.publish()
+    finally:
+        if staging is not None:
+            staging.discard()
     files = tuple(entries)  # its listing object (a large tree) is stored last, after every file
     chain = listing.write(store, files, parent)
     return TreeDataset(name=name, files=files, size=sum(e.size for e in files), listing=chain)
@@ -84,6 +95,7 @@ def snapshot_tree(
 
 def _snapshot_local(
     store: ObjectStore,
+    staging: Staging | None,
     root: str,
     label: str,
     known: frozenset[str],
@@ -105,7 +117,7 @@ def _snapshot_local(
     todo = [f for f in files if f.rel not in cached]
     if progress:
         progress(sum(e.size for e in cached.values()))
-    put = partial(_put_local, store, known, label, progress)
+    put = partial(_put_local, store, staging, known, label, progress)
     with ThreadPoolExecutor(TREE_WORKERS) as pool:
         fresh = list(pool.map(put, todo))
     if state is not None:
@@ -154,10 +166,15 @@ def _objects(e: FileEntry) -> tuple[str, ...]:
 
 
 def _put_local(
-    store: ObjectStore, known: Collection[str], label: str, progress: Progress | None, f: LocalFile
+    store: ObjectStore,
+    staging: Staging | None,
+    known: Collection[str],
+    label: str,
+    progress: Progress | None,
+    f: LocalFile,
 ) -> FileEntry:
     with open(f.path, "rb") as stream:
-        entry = _put(store, known, f.rel, f.size, stream)
+        entry = _put(store, staging, known, f.rel, f.size, stream)
         if stat_of(os.fstat(stream.fileno())) != f.stat:
             raise InvalidInput(f"{label}: {f.rel} changed while it was being stored; snapshot again")
     if progress:
@@ -166,19 +183,30 @@ def _put_local(
 
 
 def _put_remote(
-    store: ObjectStore, source: Location, known: Collection[str], progress: Progress | None, f: SourceFile
+    store: ObjectStore,
+    staging: Staging | None,
+    source: Location,
+    known: Collection[str],
+    progress: Progress | None,
+    f: SourceFile,
 ) -> FileEntry:
     with source.fs.open(f.path, "rb", block_size=REMOTE_BLOCK) as stream:
-        entry = _put(store, known, f.rel, f.size, stream)
+        entry = _put(store, staging, known, f.rel, f.size, stream)
     if progress:
         progress(entry.size)
     return entry
 
 
 def _put(
-    store: ObjectStore | None, known: Collection[str], rel: str, size: int, stream: BinaryIO
+    store: ObjectStore | None,
+    staging: Staging | None,
+    known: Collection[str],
+    rel: str,
+    size: int,
+    stream: BinaryIO,
 ) -> FileEntry:
-    """Hash (and, with a store, store) one file: whole if small, else in chunks."""
+    """Hash (and, with a store, store) one file: whole if small (staged where
+    ``staging`` is given and the store lacks it), else in chunks."""
     if fc.is_large(size):
         key, n, chunks = fc.put_chunked(store, stream, known)
         return FileEntry(path=rel, size=n, id=key, chunks=chunks)
@@ -192,7 +220,10 @@ def _put(
         raise InvalidInput(f"{rel}: the file changed while it was being stored; snapshot again")
     key = hashing.hash_bytes(data)
     if store is not None and key not in known:
-        store.put_bytes(data, pack=True)
+        if staging is None:
+            store.put_bytes(data, pack=True)
+        elif not store._reuse(key):  # noqa: SLF001 - as put_bytes: an old object found is refreshed
+            staging.put(data, key=key, pack=True)
     return FileEntry(path=rel, size=len(data), id=key)
 
 

@@ -5,6 +5,7 @@ corrupt frame and a frame declaring a huge size are each read safely."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from lepton.errors import IntegrityError
 from lepton.store import packing
+from lepton.store.fs import open_location
 from lepton.store.objects import QUARANTINE, ObjectStore
 
 MB = 1_000_000
@@ -170,3 +172,37 @@ def test_a_text_tree_is_stored_packed_and_checks_out_byte_identical(repo, tmp_pa
     got = {p.relative_to(out).as_posix(): p.read_bytes() for p in Path(out).rglob("*") if p.is_file()}
     assert got == files
     assert repo.verify("t").ok
+
+
+class _ReadSpy:
+    """A stream that records what each read asked for."""
+
+    def __init__(self, f, asked: list[int]) -> None:  # type: ignore[no-untyped-def]
+        self.f, self.asked = f, asked
+
+    def read(self, n: int = -1) -> bytes:
+        self.asked.append(n)
+        return self.f.read(n)
+
+
+@pytest.mark.parametrize("size", [50_000, 9 * MB])
+def test_get_file_reads_a_local_object_at_its_size_and_a_large_one_in_blocks(tmp_path, monkeypatch, size):
+    """A read of 8 MiB for a 50 KB object allocates 8 MiB (an mmap and a
+    munmap per file checked out); a small object is read in one read of its
+    size + 1, a large one in 8 MiB blocks to its end."""
+    store = ObjectStore(open_location(str(tmp_path / "store")))
+    data = os.urandom(size)
+    key = store.put_bytes(data)
+    asked: list[int] = []
+    real = store._open
+
+    @contextlib.contextmanager
+    def spy(k):  # type: ignore[no-untyped-def]
+        with real(k) as f:
+            yield _ReadSpy(f, asked)
+
+    monkeypatch.setattr(store, "_open", spy)
+    store.get_file(key, tmp_path / "out")
+    assert (tmp_path / "out").read_bytes() == data
+    block = 8 * 2**20
+    assert asked == ([size + 1] if size < block else [block, block, block])  # to the empty read at its end

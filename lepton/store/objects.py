@@ -297,8 +297,11 @@ class ObjectStore:
     def get_file(self, key: str, dest: str | os.PathLike[str]) -> None:
         """Copy an object to a local file; the file appears only once verified."""
         dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+        try:  # the folder is made only where it is missing: a checkout's files mostly share theirs
+            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+        except FileNotFoundError:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
         try:
             want = self._first_read(key)
             with os.fdopen(fd, "wb") as out, self._open(key) as src:

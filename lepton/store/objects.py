@@ -23,7 +23,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -303,21 +303,8 @@ class ObjectStore:
             dest.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
         try:
-            want = self._first_read(key)
             with os.fdopen(fd, "wb") as out, self._open(key) as src:
-                block = packing.read_on(src, src.read(want))
-                content = packing.content_of(key, block)
-                if content is not None:
-                    out.write(content)
-                    actual = key
-                else:
-                    h = hashing.new_hasher()
-                    more = len(block) >= want  # a shorter first read was the whole object
-                    while block:
-                        h.update(block)
-                        out.write(block)
-                        block = src.read(hashing.BUFFER_SIZE) if more else b""
-                    actual = hashing.finish(h)
+                actual = self._content(key, src, out.write)
             if actual != key:
                 self._refuse(key, actual)
             os.replace(tmp, dest)
@@ -326,6 +313,26 @@ class ObjectStore:
             if tmp:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
+
+    def _content(self, key: str, src: BinaryIO, write: Callable[[bytes], object] | None) -> str:
+        """Read an object's content from ``src`` (a packed one unpacked), each
+        piece passed to ``write``; returns the key it hashes to (== key when
+        sound; for a packed object that is not, its stored bytes' hash)."""
+        want = self._first_read(key)
+        block = packing.read_on(src, src.read(want))
+        content = packing.content_of(key, block)
+        if content is not None:
+            if write is not None:
+                write(content)
+            return key
+        h = hashing.new_hasher()
+        more = len(block) >= want  # a shorter first read was the whole object
+        while block:
+            h.update(block)
+            if write is not None:
+                write(block)
+            block = src.read(hashing.BUFFER_SIZE) if more else b""
+        return hashing.finish(h)
 
     def _first_read(self, key: str) -> int:
         """How much to read first: a local object's size + 1 (its whole, and
@@ -354,15 +361,8 @@ class ObjectStore:
     def verify(self, key: str) -> str:
         """Re-hash an object's content; returns the actual key (== key when
         sound; a packed object's stored bytes' hash where it is not)."""
-        h = hashing.new_hasher()
         with self._open(key) as f:
-            block = packing.read_on(f, f.read(hashing.BUFFER_SIZE))
-            if packing.content_of(key, block) is not None:
-                return key
-            while block:
-                h.update(block)
-                block = f.read(hashing.BUFFER_SIZE)
-        return hashing.finish(h)
+            return self._content(key, f, None)
 
     def _refuse(self, key: str, actual: str) -> None:
         self.quarantine(key)

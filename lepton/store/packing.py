@@ -84,18 +84,24 @@ def content_size(head: bytes | bytearray | memoryview) -> int | None:
     return size + 256 if fcs_bytes == 2 else size
 
 
+def _packed_size(head: bytes | bytearray | memoryview) -> int | None:
+    """The content size ``head`` declares, where a packed object may hold
+    that much (at most MAX_CONTENT); else None."""
+    size = content_size(head)
+    return size if size is not None and size <= MAX_CONTENT else None
+
+
 def unpack(stored: bytes | bytearray | memoryview) -> bytes | None:
     """The content a packed object holds; None where ``stored`` is no frame
     this module could have written (the caller then takes it as stored and
     verifies that). The caller checks the content against the key."""
-    size = content_size(stored)
-    if size is None or size > MAX_CONTENT or len(stored) >= size:
+    size = _packed_size(stored)
+    if size is None or len(stored) >= size:
         return None  # nothing is packed unless that makes it smaller
-    codec = _codec()
     import pyarrow as pa
 
     try:
-        return codec.decompress(stored, decompressed_size=size, asbytes=True)
+        return _codec().decompress(stored, decompressed_size=size, asbytes=True)
     except (OSError, ValueError, pa.ArrowException):
         return None
 
@@ -114,7 +120,7 @@ def read_on(src: BinaryIO, first: bytes) -> bytes:
     open a frame that could be a packed object, the rest of it: at most its
     declared content size in all (a packed object is smaller), so a stream
     that goes on further is no packed object and is read on as stored."""
-    size = content_size(first)
-    if size is None or size > MAX_CONTENT or len(first) >= size:
+    size = _packed_size(first)
+    if size is None or len(first) >= size:
         return first
     return first + src.read(size - len(first))

@@ -104,13 +104,15 @@ def test_dask_fanout_runs_the_candidates_on_the_cluster(prefect_api, folder, das
     started = time.time()
     got = retrain(RetrainParams(repo=str(folder), reuse=False, fanout="dask", dask_address=address))
     assert _outcome(got) == _outcome(sequential)
-    # the cluster ran them: the scheduler has train and evaluate tasks (counted per state they passed)
-    prefixes = client.run_on_scheduler(
+    # the cluster ran them: the scheduler saw a train and an evaluate task of each candidate finish
+    # ("memory": a result held; the later states, released and forgotten, come when the client
+    # lets go of its futures, after the flow has returned, so they are not counted)
+    finished = client.run_on_scheduler(
         lambda dask_scheduler: {
-            name: sum(prefix.state_counts.values()) for name, prefix in dask_scheduler.task_prefixes.items()
+            name: p.state_counts.get("memory", 0) for name, p in dask_scheduler.task_prefixes.items()
         }
     )
-    assert prefixes.get("train", 0) >= 3 and prefixes.get("evaluate", 0) == prefixes["train"], prefixes
+    assert finished.get("train", 0) >= 3 and finished.get("evaluate", 0) >= 3, finished
     assert time.time() - started < 600
 
 

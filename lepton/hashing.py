@@ -17,18 +17,24 @@ BUFFER_SIZE = 8 * 1024 * 1024
 _KEY_RE = re.compile(r"^(blake3):([0-9a-f]{64})$")
 
 
-def new_hasher() -> blake3.blake3:
-    return blake3.blake3(max_threads=blake3.blake3.AUTO)
-
-
 THREADED_FROM = 64 << 20  # smaller inputs hash as fast or faster on the calling thread alone
+
+
+def new_hasher(size: int | None = None) -> blake3.blake3:
+    """A hasher for ``size`` bytes (None: not known), on blake3's thread pool
+    only from THREADED_FROM: each update on the pool wakes its threads, which
+    spin (sched_yield) and sleep (futex) again; hashing thousands of small
+    files that way costs more in the kernel than the hashing itself."""
+    if size is not None and size < THREADED_FROM:
+        return blake3.blake3()
+    return blake3.blake3(max_threads=blake3.blake3.AUTO)
 
 
 def hash_bytes(data: bytes | memoryview, *, threads: bool = True) -> str:
     """``threads=False`` for callers that already keep every core busy (the
     ingest's workers): blake3's own pool would only make them wait on it.
     Small inputs are hashed on the calling thread either way."""
-    h = new_hasher() if threads and len(data) >= THREADED_FROM else blake3.blake3()
+    h = new_hasher(len(data)) if threads else blake3.blake3()
     h.update(data)
     return f"{ALGORITHM}:{h.hexdigest()}"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import tracemalloc
 from pathlib import Path
 
 import blake3
@@ -185,14 +186,14 @@ class _ReadSpy:
         return self.f.read(n)
 
 
-@pytest.mark.parametrize("size", [50_000, 9 * MB])
-def test_get_file_reads_a_local_object_at_its_size_and_a_large_one_in_blocks(tmp_path, monkeypatch, size):
+def test_get_file_holds_a_small_local_object_once_and_streams_a_large_one_in_blocks(tmp_path, monkeypatch):
     """A read of 8 MiB for a 50 KB object allocates 8 MiB (an mmap and a
-    munmap per file checked out); a small object is read in one read of its
-    size + 1, a large one in 8 MiB blocks to its end."""
+    munmap per file checked out): a small object is read whole at its size
+    and written from that one buffer; a large one goes in 8 MiB blocks to
+    its end."""
     store = ObjectStore(open_location(str(tmp_path / "store")))
-    data = os.urandom(size)
-    key = store.put_bytes(data)
+    small, large = os.urandom(50_000), os.urandom(9 * MB)
+    keys = store.put_bytes(small), store.put_bytes(large)
     asked: list[int] = []
     real = store._open
 
@@ -202,7 +203,15 @@ def test_get_file_reads_a_local_object_at_its_size_and_a_large_one_in_blocks(tmp
             yield _ReadSpy(f, asked)
 
     monkeypatch.setattr(store, "_open", spy)
-    store.get_file(key, tmp_path / "out")
-    assert (tmp_path / "out").read_bytes() == data
+    tracemalloc.start()
+    try:
+        store.get_file(keys[0], tmp_path / "small")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (tmp_path / "small").read_bytes() == small
+    assert asked == [] and peak < 3 * len(small), peak  # not the streaming path: no 8 MiB block
+    store.get_file(keys[1], tmp_path / "large")
+    assert (tmp_path / "large").read_bytes() == large
     block = 8 * 2**20
-    assert asked == ([size + 1] if size < block else [block, block, block])  # to the empty read at its end
+    assert asked == [block, block, block]  # to the empty read at its end

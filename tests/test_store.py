@@ -11,6 +11,7 @@ import json
 import os
 import re
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -138,13 +139,20 @@ class StoreContract:
         store.get_file(key, tmp_path / "out" / "empty")
         assert (tmp_path / "out" / "empty").read_bytes() == b""
 
-    def test_get_file_writes_verified_copy(self, store: ObjectStore, tmp_path: Path) -> None:
-        data = os.urandom(100_000)
+    @pytest.mark.parametrize("size", [100_000, 9_000_000])  # read whole / streamed in blocks (local)
+    def test_get_file_writes_verified_copy(self, store: ObjectStore, tmp_path: Path, size: int) -> None:
+        data = os.urandom(size)
         key = store.put_bytes(data)
         dest = tmp_path / "deep" / "dir" / "copy.bin"
-        store.get_file(key, dest)
+        old = os.umask(0o022)
+        try:
+            store.get_file(key, dest)
+            store.get_file(key, dest.with_name("again.bin"))  # into the folder now there
+        finally:
+            os.umask(old)
         assert dest.read_bytes() == data
-        assert sorted(p.name for p in dest.parent.iterdir()) == ["copy.bin"]
+        assert sorted(p.name for p in dest.parent.iterdir()) == ["again.bin", "copy.bin"]  # no temp file
+        assert stat.S_IMODE(dest.stat().st_mode) == 0o644  # as a file the user made (not a temp file's 0o600)
         assert store.verify(key) == key
 
     def test_iter_keys_of_empty_store_is_empty(self, store: ObjectStore) -> None:

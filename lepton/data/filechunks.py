@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import BinaryIO
 
 from pyfastcdc import FastCDC
@@ -26,7 +24,7 @@ from pyfastcdc import FastCDC
 from lepton import hashing
 from lepton.errors import IntegrityError
 from lepton.manifest import FileEntry
-from lepton.store import objects
+from lepton.store import localio, objects
 from lepton.store.errors import is_missing_bucket, translate
 from lepton.store.objects import ObjectStore
 
@@ -64,12 +62,12 @@ def put_chunked(
     return hashing.finish(whole), size, tuple(keys)
 
 
-def get_chunked(store: ObjectStore, entry: FileEntry, dest: Path) -> None:
+def get_chunked(store: ObjectStore, entry: FileEntry, dest: str | os.PathLike[str]) -> None:
     """Reassemble a chunked file at ``dest``: every chunk verified as it is
     read, the whole file verified before it is renamed into place."""
     assert entry.chunks is not None
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+    dest = os.fspath(dest)
+    fd, tmp = localio.create_beside(dest)
     try:
         whole, size = hashing.new_hasher(), 0
         with os.fdopen(fd, "wb") as out, ThreadPoolExecutor(READ_AHEAD) as pool:

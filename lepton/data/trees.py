@@ -312,15 +312,13 @@ def checkout_tree(store: ObjectStore, manifest: TreeDataset, dest: Path, progres
         raise InvalidInput(f"{dest}: destination exists and is not an empty folder")
     from lepton.data.sources import safe_rel  # lazy: tables' module: pandas
 
-    root = dest.resolve()
-    targets = []
-    for entry in manifest.files:  # every path is checked before anything is written
-        target = (root / safe_rel(entry.path, manifest.name)).resolve()
-        if not target.is_relative_to(root) or target == root:
-            raise InvalidInput(f"{manifest.name}: file {entry.path!r} would escape {dest}")
-        targets.append(target)
+    # Every path is checked before anything is written. A safe relative path (no "", "." or ".."
+    # part, not absolute) joined to the resolved, empty destination stays inside it: no per-file
+    # resolve (an lstat per part of each path, 100,000 for a tree of 20,000 files).
+    root = str(dest.resolve())
+    targets = [os.path.join(root, safe_rel(entry.path, manifest.name)) for entry in manifest.files]
 
-    def get(pair: tuple[FileEntry, Path]) -> None:
+    def get(pair: tuple[FileEntry, str]) -> None:
         entry, target = pair
         if entry.chunks is not None:
             fc.get_chunked(store, entry, target)

@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 
 from lepton import hashing, pagecache
 from lepton.errors import IntegrityError, InvalidInput, StorageError
-from lepton.store import packing
+from lepton.store import localio, packing
 from lepton.store.errors import is_missing_bucket, missing, translate
 from lepton.store.fs import Location
 
@@ -44,7 +44,6 @@ TMP = "tmp"
 PART_SIZE = 8 * 2**20
 MAX_PARTS = 9_000
 WRITE_BLOCK = 2**20
-KEEP_CACHED = 256 * 2**10  # objects smaller than this stay in the page cache once read (_read_local)
 # A write that finds its object already stored refreshes the object's
 # modification time when it is older than this, so gc (which removes only
 # unreferenced objects older than its grace period) cannot remove an object
@@ -275,11 +274,16 @@ class ObjectStore:
         with translate(self.url, key):
             try:
                 if self.location.is_local:  # fsspec's cat_file: 2.5x the CPU per small object
-                    data = _read_local(path)
+                    data = localio.read_whole(path)
                 else:
                     data = self.fs.cat_file(path)
             except FileNotFoundError as e:
                 raise missing(self.url, key, e) from e
+        return self._checked(key, data)  # type: ignore[arg-type]
+
+    def _checked(self, key: str, data: bytes) -> bytes:
+        """An object's stored bytes as its content (a packed one unpacked),
+        refused and quarantined unless that hashes to its key."""
         content = packing.content_of(key, data)
         if content is not None:
             return content
@@ -295,13 +299,20 @@ class ObjectStore:
             pagecache.will_need(self.path_of(k) for k in keys)
 
     def get_file(self, key: str, dest: str | os.PathLike[str]) -> None:
-        """Copy an object to a local file; the file appears only once verified."""
-        dest = Path(dest)
-        try:  # the folder is made only where it is missing: a checkout's files mostly share theirs
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-        except FileNotFoundError:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+        """Copy an object to a local file; the file appears only once verified.
+        A local object under BUFFER_SIZE is read whole, checked, and written
+        in one go (lepton.store.localio); others stream through in blocks."""
+        dest = os.fspath(dest)
+        if self.location.is_local:
+            with translate(self.url, key):
+                try:
+                    data = localio.read_whole(self.path_of(key), limit=hashing.BUFFER_SIZE)
+                except FileNotFoundError as e:
+                    raise missing(self.url, key, e) from e
+            if data is not None:
+                localio.write_new(dest, self._checked(key, data))
+                return
+        fd, tmp = localio.create_beside(dest)
         try:
             with os.fdopen(fd, "wb") as out, self._open(key) as src:
                 actual = self._content(key, src, out.write)
@@ -325,8 +336,8 @@ class ObjectStore:
             if write is not None:
                 write(content)
             return key
-        h = hashing.new_hasher()
         more = len(block) >= want  # a shorter first read was the whole object
+        h = hashing.new_hasher(None if more else len(block))
         while block:
             h.update(block)
             if write is not None:
@@ -442,20 +453,3 @@ def _copy_hashing(src: Path, out: BinaryIO, block_size: int = hashing.BUFFER_SIZ
             h.update(block)
             out.write(block)
     return hashing.finish(h)
-
-
-def _read_local(path: str) -> bytes:
-    """A local object's bytes; one of KEEP_CACHED bytes or more that was not
-    cached leaves the page cache again (lepton.pagecache): a snapshot that
-    compares with the previous version reads ~800 MB of chunks once, cold.
-    Measured on 1,238 such objects: 0.3 -> 0.19 s of system CPU, 0.88 ->
-    0.68 s. Smaller ones (sidecars, patches) stay: the next version reads
-    them again."""
-    with open(path, "rb") as f:
-        # (asked only of big ones: a probe per sidecar or patch cost ~3% of a sparse-edit version's CPU)
-        cold = os.fstat(f.fileno()).st_size >= KEEP_CACHED and not pagecache.cached(f.fileno())
-        data = f.read()
-        if cold:
-            with contextlib.suppress(OSError):  # only a hint to the kernel
-                pagecache.drop(f.fileno(), 0, len(data))
-    return data

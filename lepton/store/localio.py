@@ -1,0 +1,89 @@
+"""Local files of a store, read and written with the fewest system calls: an
+object read whole, and a new file written whole beside its final name and
+renamed into place (it appears complete or not at all).
+
+A checkout of 20,000 small files calls these 20,000 times each, from 8
+threads: every Python call and system call on the way holds or hands over
+the GIL (see lepton.data.trees.checkout_tree)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from lepton import pagecache
+
+KEEP_CACHED = 256 * 2**10  # files smaller than this stay in the page cache once read (read_whole)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def read_whole(path: str, limit: int | None = None) -> bytes | None:
+    """A local file's bytes; None where it holds ``limit`` bytes or more
+    (for the caller to stream it). A file of KEEP_CACHED bytes or more that
+    was not cached leaves the page cache again (lepton.pagecache): a
+    snapshot that compares with the previous version reads ~800 MB of
+    chunks once, cold. Measured on 1,238 such objects: 0.3 -> 0.19 s of
+    system CPU, 0.88 -> 0.68 s. Smaller ones (sidecars, patches) stay: the
+    next version reads them again."""
+    fd = os.open(path, os.O_RDONLY | _CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        if limit is not None and size >= limit:
+            return None
+        # (asked only of big ones: a probe per sidecar or patch cost ~3% of a sparse-edit version's CPU)
+        cold = size >= KEEP_CACHED and not pagecache.cached(fd)
+        data = os.read(fd, size + 1)  # a shorter read of a regular file is its end
+        if len(data) > size:  # it grew since the fstat: read on to its end
+            parts = [data]
+            while part := os.read(fd, 2**20):
+                parts.append(part)
+            data = b"".join(parts)
+        if cold:
+            with contextlib.suppress(OSError):  # only a hint to the kernel
+                pagecache.drop(fd, 0, len(data))
+        return data
+    finally:
+        os.close(fd)
+
+
+def create_beside(dest: str) -> tuple[int, str]:
+    """A new, empty temp file in ``dest``'s folder (made where missing: a
+    checkout's files mostly share theirs, so it is made only when the
+    create finds it missing), open for writing: (fd, its path). Its mode is
+    0o666 less the umask, as the file ``dest`` would have been."""
+    folder, name = os.path.split(dest)
+    try:
+        return _create_temp(folder, name)
+    except FileNotFoundError:
+        if not folder:
+            raise
+        os.makedirs(folder, exist_ok=True)
+        return _create_temp(folder, name)
+
+
+def _create_temp(folder: str, name: str) -> tuple[int, str]:
+    for _ in range(100):
+        tmp = os.path.join(folder, f".{name[:200]}.{os.urandom(6).hex()}.tmp")  # within NAME_MAX
+        with contextlib.suppress(FileExistsError):
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC, 0o666), tmp
+    raise FileExistsError(f"{folder}: no free temp name for {name} in 100 tries")
+
+
+def write_new(dest: str, data: bytes | memoryview) -> None:
+    """Write ``data`` as the file ``dest``: a temp file beside it, renamed
+    into place once written whole (replacing any file of that name)."""
+    fd, tmp = create_beside(dest)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, dest)
+        tmp = ""
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        if tmp:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)

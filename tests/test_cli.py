@@ -236,3 +236,30 @@ def test_pipeline_commands(cli, tmp_path, prefect_api):  # type: ignore[no-untyp
     code, out, err = cli("replay", summary["execution"], "--json")
     assert code == 0, err
     assert json.loads(out)["identical"] is True
+
+
+def test_progress_from_many_threads_is_passed_on_in_batches_and_in_full() -> None:
+    """A tree's 8 workers advance the bar once a file: rich's advance (a lock
+    and speed samples) is called a few times a second, and every unit is
+    passed on by the flush at the end."""
+    import threading
+
+    from lepton.cli.output import Batched
+
+    got: list[int] = []
+    batched = Batched(got.append, every=3600.0)
+
+    def work() -> None:
+        for _ in range(5_000):
+            batched(3)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == [3]  # the first call passes on at once; the rest waits for the due time
+    batched.flush()
+    assert sum(got) == 8 * 5_000 * 3 and len(got) == 2
+    batched.flush()  # nothing pending: nothing passed on
+    assert len(got) == 2

@@ -267,6 +267,34 @@ def test_staged_objects_leave_the_cache_once_written_and_publish_whole(tmp_path,
     assert [store.read_bytes(k) for k in keys] == blobs
 
 
+def test_a_staged_write_that_fails_leaves_no_file_and_can_be_staged_again(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """A disk that fills up under a staged write: the error reaches the
+    caller, the partial file is gone, and the same bytes staged again are
+    staged (not taken for staged by the first try's reservation)."""
+    import errno
+
+    from lepton.store import ObjectStore, localio, open_location
+    from lepton.store import staging as staging_mod
+
+    store = ObjectStore(open_location(str(tmp_path / "store")))
+    staging = staging_mod.Staging(store)
+    real = localio.write_all
+
+    def full(fd, data):  # type: ignore[no-untyped-def]
+        real(fd, memoryview(data)[:1000])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(localio, "write_all", full)
+    data = os.urandom(50_000)
+    with pytest.raises(OSError, match="No space"):
+        staging.put(data)
+    assert os.listdir(staging.dir) == [] and staging.paths == {}
+    monkeypatch.setattr(localio, "write_all", real)
+    key = staging.put(data)
+    staging.publish()
+    assert store.read_bytes(key) == data
+
+
 def test_a_file_written_behind_is_whole_and_leaves_the_cache_behind(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     """WriteBehind (a CSV checkout's output): every byte as written, in
     pieces of any size and kind; all but the last WRITE_LAG bytes written

@@ -173,7 +173,7 @@ def _put_local(
     progress: Progress | None,
     f: LocalFile,
 ) -> FileEntry:
-    with open(f.path, "rb") as stream:
+    with open(f.path, "rb", buffering=0) as stream:  # a FileIO: a read is one read(2), no buffer object
         entry = _put(store, staging, known, f.rel, f.size, stream)
         if stat_of(os.fstat(stream.fileno())) != f.stat:
             raise InvalidInput(f"{label}: {f.rel} changed while it was being stored; snapshot again")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from typing import Any
 
 from lepton import pagecache
 
@@ -52,21 +53,32 @@ def create_beside(dest: str) -> tuple[int, str]:
     create finds it missing), open for writing: (fd, its path). Its mode is
     0o666 less the umask, as the file ``dest`` would have been."""
     folder, name = os.path.split(dest)
+    prefix = f".{name[:200]}."  # within NAME_MAX
     try:
-        return _create_temp(folder, name)
+        return create_temp(folder, prefix, ".tmp")
     except FileNotFoundError:
         if not folder:
             raise
         os.makedirs(folder, exist_ok=True)
-        return _create_temp(folder, name)
+        return create_temp(folder, prefix, ".tmp")
 
 
-def _create_temp(folder: str, name: str) -> tuple[int, str]:
+def create_temp(folder: str, prefix: str, suffix: str = "") -> tuple[int, str]:
+    """A new, empty file ``prefix`` + 12 random hex digits + ``suffix`` in
+    ``folder``, open for writing: (fd, its path). As tempfile.mkstemp, at
+    about a third of its cost, and with mode 0o666 less the umask."""
     for _ in range(100):
-        tmp = os.path.join(folder, f".{name[:200]}.{os.urandom(6).hex()}.tmp")  # within NAME_MAX
+        path = os.path.join(folder, f"{prefix}{os.urandom(6).hex()}{suffix}")
         with contextlib.suppress(FileExistsError):
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC, 0o666), tmp
-    raise FileExistsError(f"{folder}: no free temp name for {name} in 100 tries")
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC, 0o666), path
+    raise FileExistsError(f"{folder}: no free name {prefix}*{suffix} in 100 tries")
+
+
+def write_all(fd: int, data: bytes | memoryview | Any) -> None:
+    """Write all of ``data`` (anything with the buffer protocol) to ``fd``."""
+    view = memoryview(data).cast("B")
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def write_new(dest: str, data: bytes | memoryview) -> None:
@@ -74,9 +86,7 @@ def write_new(dest: str, data: bytes | memoryview) -> None:
     into place once written whole (replacing any file of that name)."""
     fd, tmp = create_beside(dest)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
         os.close(fd)
         fd = -1
         os.replace(tmp, dest)

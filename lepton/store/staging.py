@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from lepton import hashing, pagecache
-from lepton.store import packing
+from lepton.store import localio, packing
 from lepton.store.errors import translate
 from lepton.store.objects import ObjectStore
 
@@ -73,12 +73,21 @@ class Staging:
                 return key
             self.paths[key] = ""  # reserved: another thread staging the same bytes returns at once
         body = (packing.pack(data) if pack and self.local else None) or data
-        fd, path = tempfile.mkstemp(dir=self.dir, prefix="stage-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(body)
-            f.flush()
-            if self._writeback is not None:
-                self._writeback(fd, 0, 0, pagecache.SYNC_FILE_RANGE_WRITE)  # asynchronous; best effort
+        try:  # (a full disk): neither a staged file nor the key's reservation stays
+            fd, path = localio.create_temp(self.dir, "stage-")  # type: ignore[arg-type]
+            try:
+                localio.write_all(fd, body)
+                if self._writeback is not None:
+                    self._writeback(fd, 0, 0, pagecache.SYNC_FILE_RANGE_WRITE)  # asynchronous; best effort
+            except BaseException:
+                os.unlink(path)
+                raise
+            finally:
+                os.close(fd)
+        except BaseException:
+            with self.lock:
+                del self.paths[key]
+            raise
         older = None
         with self.lock:
             self.paths[key] = path

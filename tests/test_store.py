@@ -25,7 +25,7 @@ import requests
 from lepton import hashing
 from lepton.config import S3Settings
 from lepton.errors import IntegrityError, InvalidInput, LeptonError, NotFound, StorageError
-from lepton.store import ObjectStore, objects, open_location
+from lepton.store import ObjectStore, localio, open_location
 
 KEY_RE = re.compile(r"^blake3:[0-9a-f]{64}$")
 BAD_KEYS = [
@@ -255,7 +255,7 @@ class StoreContract:
                     out.write(f.read(2**20))
             raise OSError("source disk read error")
 
-        monkeypatch.setattr(objects, "_copy_hashing", copy_then_fail)
+        monkeypatch.setattr(localio, "copy_hashing", copy_then_fail)
         with pytest.raises(OSError, match="source disk read error"):
             store.put_file(src)
         assert list(store.iter_keys()) == []
@@ -549,3 +549,25 @@ def test_s3_refused_credentials_are_a_storage_error(auth_s3: tuple[str, str, str
         with pytest.raises(StorageError, match="credentials") as e:
             op()
         assert isinstance(e.value, LeptonError), name
+
+
+def test_read_whole_reads_to_the_end_of_a_file_that_grew_and_leaves_a_large_one(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """localio.read_whole reads a file at its fstat size + 1; a file that grew
+    since (seen by that extra byte) is read on to its end, and one of
+    ``limit`` bytes or more is left to the caller to stream."""
+    from lepton.store import localio
+
+    path = tmp_path / "f"
+    data = os.urandom(3 * 2**20 + 5)
+    path.write_bytes(data)
+    assert localio.read_whole(str(path)) == data
+    assert localio.read_whole(str(path), limit=len(data)) is None
+    assert localio.read_whole(str(path), limit=len(data) + 1) == data
+    real = os.fstat
+
+    def stale(fd):  # type: ignore[no-untyped-def]
+        st = real(fd)
+        return os.stat_result((*st[:6], 1000, *st[7:]))  # st_size as it was before the file grew
+
+    monkeypatch.setattr(os, "fstat", stale)
+    assert localio.read_whole(str(path)) == data

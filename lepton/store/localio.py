@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any
+from typing import Any, BinaryIO
 
-from lepton import pagecache
+from lepton import hashing, pagecache
 
 KEEP_CACHED = 256 * 2**10  # files smaller than this stay in the page cache once read (read_whole)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -33,8 +33,8 @@ def read_whole(path: str, limit: int | None = None) -> bytes | None:
             return None
         # (asked only of big ones: a probe per sidecar or patch cost ~3% of a sparse-edit version's CPU)
         cold = size >= KEEP_CACHED and not pagecache.cached(fd)
-        data = os.read(fd, size + 1)  # a shorter read of a regular file is its end
-        if len(data) > size:  # it grew since the fstat: read on to its end
+        data = os.read(fd, size + 1)  # the whole file, and its end seen
+        if len(data) != size:  # it grew or shrank since the fstat, or is over read(2)'s 2 GiB: read on
             parts = [data]
             while part := os.read(fd, 2**20):
                 parts.append(part)
@@ -97,3 +97,14 @@ def write_new(dest: str, data: bytes | memoryview) -> None:
         if tmp:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+
+
+def copy_hashing(src: str | os.PathLike[str], out: BinaryIO, block_size: int = hashing.BUFFER_SIZE) -> str:
+    """Copy the local file ``src`` to ``out`` block by block; returns the key
+    of what was read."""
+    h = hashing.new_hasher()
+    with open(src, "rb") as f:
+        while block := f.read(block_size):
+            h.update(block)
+            out.write(block)
+    return hashing.finish(h)

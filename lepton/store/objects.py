@@ -12,7 +12,8 @@ local disk; a single PUT or a completed multipart upload on S3 (an object
 that is not complete is never visible at its final key). Reads verify the
 hash and never return bytes that do not match their key. Objects written
 with ``pack`` may be stored zstd-packed (lepton.store.packing); every read
-returns the content, whichever way it is stored.
+returns the content, whichever way it is stored. Local file I/O is in
+lepton.store.localio, S3 uploads and reuse in lepton.store.s3writes.
 """
 
 from __future__ import annotations
@@ -30,20 +31,15 @@ from typing import Any, BinaryIO
 
 from lepton import hashing, pagecache
 from lepton.errors import IntegrityError, InvalidInput, StorageError
-from lepton.store import localio, packing
+from lepton.store import localio, packing, s3writes
 from lepton.store.errors import is_missing_bucket, missing, translate
 from lepton.store.fs import Location
+from lepton.store.s3writes import PART_SIZE
 
 OBJECTS = "objects"
 LOG = "log"
 QUARANTINE = "quarantine"
 TMP = "tmp"
-# S3: multipart part size for streamed uploads (S3's minimum is 5 MiB, at
-# most 10,000 parts), fed in small writes; reads go block by block, uncached.
-# Memory stays bounded whatever the object size.
-PART_SIZE = 8 * 2**20
-MAX_PARTS = 9_000
-WRITE_BLOCK = 2**20
 # A write that finds its object already stored refreshes the object's
 # modification time when it is older than this, so gc (which removes only
 # unreferenced objects older than its grace period) cannot remove an object
@@ -54,7 +50,6 @@ FRESHEN_AFTER = 600.0
 # note tmp/reused/<algo>-<digest>-<uuid>; gc checks for one after each delete
 # and puts back what a writer reused meanwhile; see lepton/store/sweep.py.
 REUSED = "reused"
-S3_COPY_LIMIT = 5 * 2**30  # the largest object a single S3 CopyObject can copy
 
 
 class ObjectStore:
@@ -141,9 +136,9 @@ class ObjectStore:
         final = self.path_of(key)
         with translate(self.url, key):
             if self.location.is_local:
-                copied = self._publish_local(final, lambda out: _copy_hashing(src, out), key)
+                copied = self._publish_local(final, lambda out: localio.copy_hashing(src, out), key)
             else:
-                copied = self._publish_s3(final, src, key)
+                copied = s3writes.publish(self.fs, final, src, key)
         if copied != key:
             raise InvalidInput(f"{src}: file changed while it was being stored")
         return key, size
@@ -180,31 +175,7 @@ class ObjectStore:
                     except (PermissionError, FileNotFoundError):
                         return False  # renaming a fresh copy over it needs only the folder
                 return True
-            try:
-                info = self.fs.info(path)
-            except FileNotFoundError as e:
-                if is_missing_bucket(e):
-                    raise
-                return False
-            modified = info.get("LastModified")
-            if modified is None or time.time() - modified.timestamp() > FRESHEN_AFTER:
-                self.fs.pipe_file(f"{self.reuse_note_prefix(key)}{uuid.uuid4().hex}", b"")
-                if int(info.get("size", 0)) > S3_COPY_LIMIT:
-                    return False
-                bucket, name, _ = self.fs.split_path(path)
-                try:
-                    self.fs.call_s3(
-                        "copy_object",
-                        Bucket=bucket,
-                        Key=name,
-                        CopySource={"Bucket": bucket, "Key": name},
-                        MetadataDirective="REPLACE",
-                    )
-                except FileNotFoundError as e:  # removed meanwhile: write it again
-                    if is_missing_bucket(e):
-                        raise
-                    return False
-            return True
+            return s3writes.reuse(self.fs, path, self.reuse_note_prefix(key), FRESHEN_AFTER)
 
     def reuse_note_prefix(self, key: str) -> str:
         algo, digest = hashing.parse_key(key)
@@ -239,33 +210,6 @@ class ObjectStore:
             if tmp:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
-
-    def _publish_s3(self, final: str, src: Path, key: str) -> str:
-        """Send ``src`` to ``final``, hashing what is sent; publish only if it
-        hashes to ``key``. Small files go as one PUT; larger ones as a
-        multipart upload that is completed only once verified, else aborted.
-        Returns the hash of what was read."""
-        size = os.path.getsize(src)
-        if size < PART_SIZE:
-            data = src.read_bytes()
-            actual = hashing.hash_bytes(data)
-            if actual == key:
-                self.fs.pipe_file(final, data)
-            return actual
-        part = max(PART_SIZE, -(-size // MAX_PARTS))
-        f = self.fs.open(final, "wb", block_size=part, autocommit=False)
-        try:
-            with f:  # closing uploads the last part; nothing is visible yet
-                actual = _copy_hashing(src, f, WRITE_BLOCK)
-            if actual == key:
-                f.commit()
-                return actual
-        except BaseException:
-            with contextlib.suppress(Exception):  # best effort; gc aborts stale uploads
-                f.discard()
-            raise
-        f.discard()
-        return actual
 
     # ---- reads ------------------------------------------------------------
     def read_bytes(self, key: str) -> bytes:
@@ -444,12 +388,3 @@ class ObjectStore:
             if is_missing_bucket(e):
                 raise
             return []
-
-
-def _copy_hashing(src: Path, out: BinaryIO, block_size: int = hashing.BUFFER_SIZE) -> str:
-    h = hashing.new_hasher()
-    with open(src, "rb") as f:
-        while block := f.read(block_size):
-            h.update(block)
-            out.write(block)
-    return hashing.finish(h)

@@ -295,6 +295,28 @@ def test_a_staged_write_that_fails_leaves_no_file_and_can_be_staged_again(tmp_pa
     assert store.read_bytes(key) == data
 
 
+def test_staged_objects_publish_read_only_and_absent_ones_without_a_second_look(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """Staged files are created read-only (no chmod each at publish); a key
+    the caller found absent (a tree file) is not looked up again at publish,
+    the others are (an object stored meanwhile is reused, not replaced)."""
+    from lepton.store import ObjectStore, open_location
+    from lepton.store import staging as staging_mod
+
+    store = ObjectStore(open_location(str(tmp_path / "store")))
+    staging = staging_mod.Staging(store, drop_behind=False)
+    looked: list[str] = []
+    real = store._reuse  # noqa: SLF001
+    monkeypatch.setattr(store, "_reuse", lambda k: (looked.append(k), real(k))[1])
+    blobs = [os.urandom(50_000) for _ in range(3)]
+    tree = [staging.put(b, absent=True) for b in blobs[:2]]
+    other = staging.put(blobs[2])
+    staging.publish()
+    assert looked == [other]
+    for key, blob in zip([*tree, other], blobs, strict=True):
+        assert store.read_bytes(key) == blob
+        assert os.stat(store.path_of(key)).st_mode & 0o777 == 0o444
+
+
 def test_a_file_written_behind_is_whole_and_leaves_the_cache_behind(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     """WriteBehind (a CSV checkout's output): every byte as written, in
     pieces of any size and kind; all but the last WRITE_LAG bytes written

@@ -223,7 +223,7 @@ def _put(
         if staging is None:
             store.put_bytes(data, pack=True)
         elif not store._reuse(key):  # noqa: SLF001 - as put_bytes: an old object found is refreshed
-            staging.put(data, key=key, pack=True)
+            staging.put(data, key=key, pack=True, absent=True)
     return FileEntry(path=rel, size=len(data), id=key)
 
 

@@ -59,14 +59,24 @@ class Staging:
         # flush at publish finds most of it on disk already
         self._writeback = pagecache.sync_file_range() if self.local and store.durable else None
         self._written: deque[str] = deque()  # staged lately, newest last
+        self._absent: set[str] = set()  # keys the store was found without before they were staged
 
-    def put(self, data: bytes | memoryview | Any, *, key: str | None = None, pack: bool = False) -> str:
+    def put(
+        self,
+        data: bytes | memoryview | Any,
+        *,
+        key: str | None = None,
+        pack: bool = False,
+        absent: bool = False,
+    ) -> str:
         """Stage ``data`` (anything with the buffer protocol); returns its key.
         Thread-safe; called from busy workers, so it hashes on the calling
         thread only (not at all where the caller gives ``key``, the hash of
         ``data`` it already took). ``pack``: on a local store, staged as a zstd
         frame where that saves 10% (lepton.store.packing); not on S3, whose staged files are
-        uploaded by put_file, which hashes what it sends."""
+        uploaded by put_file, which hashes what it sends. ``absent``: the caller
+        found the store without it (``store._reuse``), so publish does not ask
+        again (an object stored meanwhile is the same bytes, renamed over)."""
         key = key or hashing.hash_bytes(data, threads=False)
         with self.lock:
             if key in self.paths:
@@ -74,7 +84,7 @@ class Staging:
             self.paths[key] = ""  # reserved: another thread staging the same bytes returns at once
         body = (packing.pack(data) if pack and self.local else None) or data
         try:  # (a full disk): neither a staged file nor the key's reservation stays
-            fd, path = localio.create_temp(self.dir, "stage-")  # type: ignore[arg-type]
+            fd, path = localio.create_temp(self.dir, "stage-", mode=0o444)  # type: ignore[arg-type]
             try:
                 localio.write_all(fd, body)
                 if self._writeback is not None:
@@ -91,6 +101,8 @@ class Staging:
         older = None
         with self.lock:
             self.paths[key] = path
+            if absent:
+                self._absent.add(key)
             if self._writeback is not None and self.drop_behind:  # local, durable: written back, droppable
                 self._written.append(path)
                 older = self._written.popleft() if len(self._written) > BEHIND else None
@@ -111,7 +123,8 @@ class Staging:
             self.discard()
 
     def _publish_local(self, staged: dict[str, str]) -> None:
-        todo = [(key, path) for key, path in staged.items() if not self.store._reuse(key)]  # noqa: SLF001
+        reuse = self.store._reuse  # noqa: SLF001
+        todo = [(key, path) for key, path in staged.items() if key in self._absent or not reuse(key)]
         with translate(self.store.url):
             if self.store.durable and todo:
                 _flush(self.dir, [path for _, path in todo])  # type: ignore[arg-type]
@@ -122,8 +135,7 @@ class Staging:
                 if folder not in made:
                     os.makedirs(folder, exist_ok=True)
                     made.add(folder)
-                os.chmod(path, 0o444)
-                os.replace(path, final)
+                os.replace(path, final)  # (staged read-only)
                 self.paths[key] = ""
         self.discard()
 

@@ -296,7 +296,8 @@ def test_a_staged_write_that_fails_leaves_no_file_and_can_be_staged_again(tmp_pa
 
 
 def test_staged_objects_publish_read_only_and_absent_ones_without_a_second_look(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    """Staged files are created read-only (no chmod each at publish); a key
+    """Staged files are made read-only for all as they are created, whatever
+    the umask (no chmod each at publish); a key
     the caller found absent (a tree file) is not looked up again at publish,
     the others are (an object stored meanwhile is reused, not replaced)."""
     from lepton.store import ObjectStore, open_location
@@ -308,8 +309,12 @@ def test_staged_objects_publish_read_only_and_absent_ones_without_a_second_look(
     real = store._reuse  # noqa: SLF001
     monkeypatch.setattr(store, "_reuse", lambda k: (looked.append(k), real(k))[1])
     blobs = [os.urandom(50_000) for _ in range(3)]
-    tree = [staging.put(b, absent=True) for b in blobs[:2]]
-    other = staging.put(blobs[2])
+    umask = os.umask(0o077)  # a user's strict umask: objects stay readable to everyone sharing the store
+    try:
+        tree = [staging.put(b, absent=True) for b in blobs[:2]]
+        other = staging.put(blobs[2])
+    finally:
+        os.umask(umask)
     staging.publish()
     assert looked == [other]
     for key, blob in zip([*tree, other], blobs, strict=True):

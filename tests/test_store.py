@@ -155,6 +155,39 @@ class StoreContract:
         assert stat.S_IMODE(dest.stat().st_mode) == 0o644  # as a file the user made (not a temp file's 0o600)
         assert store.verify(key) == key
 
+    def test_get_file_to_a_long_non_ascii_name(self, store: ObjectStore, tmp_path: Path) -> None:
+        """An 80-character CJK name is 240 bytes: the temp name beside it is
+        cut by bytes (NAME_MAX is 255 bytes), so the file is written."""
+        data = os.urandom(1000)
+        key = store.put_bytes(data)
+        dest = tmp_path / "out" / ("\u6570\u636e" * 40 + ".csv")
+        store.get_file(key, dest)
+        assert dest.read_bytes() == data and [p.name for p in dest.parent.iterdir()] == [dest.name]
+
+    def test_get_file_that_cannot_write_says_where_and_leaves_nothing(
+        self, store: ObjectStore, tmp_path: Path, monkeypatch
+    ) -> None:
+        """A full disk under the destination: one StorageError naming the
+        destination and the object, no file or temp file left there."""
+        out = tmp_path / "out"
+        out.mkdir()
+        real = localio.create_beside
+
+        def on_a_full_disk(dest):  # type: ignore[no-untyped-def]
+            fd, tmp = real(dest)  # the temp file is made, then written on /dev/full (ENOSPC)
+            full = os.open("/dev/full", os.O_WRONLY)
+            os.dup2(full, fd)
+            os.close(full)
+            return fd, tmp
+
+        monkeypatch.setattr(localio, "create_beside", on_a_full_disk)
+        for size in (50_000, 9_000_000):  # read whole / streamed (local); streamed (S3)
+            key = store.put_bytes(os.urandom(size))
+            with pytest.raises(StorageError, match="No space left") as e:
+                store.get_file(key, out / "copy.bin")
+            assert str(out / "copy.bin") in str(e.value) and key in str(e.value), e.value
+            assert list(out.iterdir()) == []
+
     def test_iter_keys_of_empty_store_is_empty(self, store: ObjectStore) -> None:
         assert list(store.iter_keys()) == []
 

@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 from lepton import hashing, pagecache
 
 KEEP_CACHED = 256 * 2**10  # files smaller than this stay in the page cache once read (read_whole)
+ONE_READ = 2**30  # files under this are read in one read(2) (its limit: 2 GiB less a page)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
@@ -33,12 +34,12 @@ def read_whole(path: str, limit: int | None = None) -> bytes | None:
             return None
         # (asked only of big ones: a probe per sidecar or patch cost ~3% of a sparse-edit version's CPU)
         cold = size >= KEEP_CACHED and not pagecache.cached(fd)
-        data = os.read(fd, size + 1)  # the whole file, and its end seen
-        if len(data) != size:  # it grew or shrank since the fstat, or is over read(2)'s 2 GiB: read on
-            parts = [data]
-            while part := os.read(fd, 2**20):
-                parts.append(part)
-            data = b"".join(parts)
+        if size < ONE_READ:
+            data = os.read(fd, size + 1)  # the whole file, and its end seen
+            if len(data) != size:  # it grew or shrank since the fstat: read on
+                data += os.fdopen(fd, "rb", buffering=0, closefd=False).readall()
+        else:  # read(2) returns at most ~2 GiB: FileIO's readall fills one buffer of the fstat size
+            data = os.fdopen(fd, "rb", buffering=0, closefd=False).readall()
         if cold:
             with contextlib.suppress(OSError):  # only a hint to the kernel
                 pagecache.drop(fd, 0, len(data))
@@ -53,7 +54,7 @@ def create_beside(dest: str) -> tuple[int, str]:
     create finds it missing), open for writing: (fd, its path). Its mode is
     0o666 less the umask, as the file ``dest`` would have been."""
     folder, name = os.path.split(dest)
-    prefix = f".{name[:200]}."  # within NAME_MAX
+    prefix = f".{os.fsdecode(os.fsencode(name)[:200])}."  # within NAME_MAX (255 bytes, not characters)
     try:
         return create_temp(folder, prefix, ".tmp")
     except FileNotFoundError:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from lepton import hashing, pagecache
-from lepton.errors import IntegrityError, InvalidInput, StorageError
+from lepton.errors import IntegrityError, InvalidInput, LeptonError, StorageError
 from lepton.store import localio, packing, s3writes
 from lepton.store.errors import is_missing_bucket, missing, translate
 from lepton.store.fs import Location
@@ -245,7 +245,8 @@ class ObjectStore:
     def get_file(self, key: str, dest: str | os.PathLike[str]) -> None:
         """Copy an object to a local file; the file appears only once verified.
         A local object under BUFFER_SIZE is read whole, checked, and written
-        in one go (lepton.store.localio); others stream through in blocks."""
+        in one go (lepton.store.localio); others stream through in blocks. A
+        failure to write ``dest`` (a full disk) is one StorageError naming it."""
         dest = os.fspath(dest)
         if self.location.is_local:
             with translate(self.url, key):
@@ -254,17 +255,29 @@ class ObjectStore:
                 except FileNotFoundError as e:
                     raise missing(self.url, key, e) from e
             if data is not None:
-                localio.write_new(dest, self._checked(key, data))
+                content = self._checked(key, data)
+                with _writing(dest, key):
+                    localio.write_new(dest, content)
                 return
-        fd, tmp = localio.create_beside(dest)
+        with _writing(dest, key):
+            fd, tmp = localio.create_beside(dest)
+
+        def write(block: bytes) -> None:
+            with _writing(dest, key):
+                localio.write_all(fd, block)
+
         try:
-            with os.fdopen(fd, "wb") as out, self._open(key) as src:
-                actual = self._content(key, src, out.write)
+            with self._open(key) as src:
+                actual = self._content(key, src, write)
+            os.close(fd)
+            fd = -1
             if actual != key:
                 self._refuse(key, actual)
             os.replace(tmp, dest)
             tmp = ""
         finally:
+            if fd >= 0:
+                os.close(fd)
             if tmp:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
@@ -388,3 +401,15 @@ class ObjectStore:
             if is_missing_bucket(e):
                 raise
             return []
+
+
+@contextlib.contextmanager
+def _writing(dest: str, key: str) -> Iterator[None]:
+    """An OSError writing ``dest`` (not the store's: those are LeptonErrors
+    by then) as one StorageError that names it."""
+    try:
+        yield
+    except LeptonError:
+        raise
+    except OSError as e:
+        raise StorageError(f"{dest}: could not write object {key} there ({e})") from e

@@ -86,6 +86,7 @@ class Staging:
         try:  # (a full disk): neither a staged file nor the key's reservation stays
             fd, path = localio.create_temp(self.dir, "stage-", mode=0o444)  # type: ignore[arg-type]
             try:
+                os.fchmod(fd, 0o444)  # read-only for all, whatever the umask (a store users share)
                 localio.write_all(fd, body)
                 if self._writeback is not None:
                     self._writeback(fd, 0, 0, pagecache.SYNC_FILE_RANGE_WRITE)  # asynchronous; best effort

@@ -11,7 +11,6 @@ appears. Memory stays bounded: one chunk per worker, a few read ahead.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections import deque
@@ -66,14 +65,13 @@ def get_chunked(store: ObjectStore, entry: FileEntry, dest: str | os.PathLike[st
     """Reassemble a chunked file at ``dest``: every chunk verified as it is
     read, the whole file verified before it is renamed into place."""
     assert entry.chunks is not None
-    dest = os.fspath(dest)
-    fd, tmp = localio.create_beside(dest)
-    try:
+
+    def fill(fd: int) -> None:
         whole, size = hashing.new_hasher(), 0
-        with os.fdopen(fd, "wb") as out, ThreadPoolExecutor(READ_AHEAD) as pool:
-            for data in _ahead(pool, store.read_bytes, entry.chunks, READ_AHEAD):
+        with ThreadPoolExecutor(READ_AHEAD) as pool:
+            for data in _ahead(pool, store.read_bytes, entry.chunks, READ_AHEAD):  # type: ignore[arg-type]
                 whole.update(data)
-                out.write(data)
+                localio.write_all(fd, data)
                 size += len(data)
         actual = hashing.finish(whole)
         if actual != entry.id or size != entry.size:
@@ -81,12 +79,8 @@ def get_chunked(store: ObjectStore, entry: FileEntry, dest: str | os.PathLike[st
                 f"{entry.path}: its chunks reassemble to {actual} ({size} bytes), "
                 f"not {entry.id} ({entry.size} bytes)"
             )
-        os.replace(tmp, dest)
-        tmp = ""
-    finally:
-        if tmp:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+
+    localio.write_new(os.fspath(dest), fill)
 
 
 def _ahead(

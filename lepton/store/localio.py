@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from lepton import hashing, pagecache
@@ -83,12 +84,14 @@ def write_all(fd: int, data: bytes | memoryview | Any) -> None:
         view = view[os.write(fd, view) :]
 
 
-def write_new(dest: str, data: bytes | memoryview) -> None:
-    """Write ``data`` as the file ``dest``: a temp file beside it, renamed
-    into place once written whole (replacing any file of that name)."""
+def write_new(dest: str, fill: Callable[[int], object]) -> None:
+    """Make the file ``dest``: ``fill(fd)`` writes a temp file beside it,
+    which is renamed into place once ``fill`` returns (replacing any file of
+    that name); where ``fill`` raises (a check failed, a disk is full), the
+    temp file is removed and nothing appears."""
     fd, tmp = create_beside(dest)
     try:
-        write_all(fd, data)
+        fill(fd)
         os.close(fd)
         fd = -1
         os.replace(tmp, dest)

@@ -26,11 +26,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from lepton import hashing, pagecache
-from lepton.errors import IntegrityError, InvalidInput, StorageError
+from lepton.errors import IntegrityError, InvalidInput, LeptonError, StorageError
 from lepton.store import localio, packing, s3writes
 from lepton.store.errors import is_missing_bucket, missing, translate
 from lepton.store.fs import Location
@@ -248,45 +249,33 @@ class ObjectStore:
         in one go (lepton.store.localio); others stream through in blocks. A
         failure to write ``dest`` (a full disk) is one StorageError naming it."""
         dest = os.fspath(dest)
+        data = None
         if self.location.is_local:
             with translate(self.url, key):
                 try:
                     data = localio.read_whole(self.path_of(key), limit=hashing.BUFFER_SIZE)
                 except FileNotFoundError as e:
                     raise missing(self.url, key, e) from e
-            if data is not None:
-                content = self._checked(key, data)
-                try:  # (not a context manager: ~3 us a file, 20,000 files a tree)
-                    localio.write_new(dest, content)
-                except OSError as e:
-                    raise _unwritable(dest, key, e) from e
-                return
-        try:
-            fd, tmp = localio.create_beside(dest)
-        except OSError as e:
-            raise _unwritable(dest, key, e) from e
 
-        def write(block: bytes) -> None:
+        def write(fd: int, block: bytes) -> None:
             try:
                 localio.write_all(fd, block)
-            except OSError as e:
+            except OSError as e:  # inside _open, translate would blame the store
                 raise _unwritable(dest, key, e) from e
 
-        try:
+        def stream(fd: int) -> None:
             with self._open(key) as src:
-                actual = self._content(key, src, write)
-            os.close(fd)
-            fd = -1
+                actual = self._content(key, src, partial(write, fd))
             if actual != key:
                 self._refuse(key, actual)
-            os.replace(tmp, dest)
-            tmp = ""
-        finally:
-            if fd >= 0:
-                os.close(fd)
-            if tmp:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
+
+        fill = stream if data is None else partial(localio.write_all, data=self._checked(key, data))
+        try:
+            localio.write_new(dest, fill)
+        except LeptonError:
+            raise
+        except OSError as e:  # (not a context manager: ~3 us a file, 20,000 files a tree)
+            raise _unwritable(dest, key, e) from e
 
     def _content(self, key: str, src: BinaryIO, write: Callable[[bytes], object] | None) -> str:
         """Read an object's content from ``src`` (a packed one unpacked), each

@@ -11,7 +11,6 @@ users run on them. This is the Python API behind the `lepton` command.
 from __future__ import annotations
 
 import getpass
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,8 +18,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lepton import filesource
 from lepton.config import Settings, find_config, load_settings, write_config
-from lepton.data import statecache
 from lepton.data.statecache import StateCache, default_path
 from lepton.errors import IntegrityError, InvalidInput, LeptonError, NotFound
 from lepton.manifest import (
@@ -34,7 +33,6 @@ from lepton.manifest import (
 )
 from lepton.registry import Registry, lineage, make_engine, migrate
 from lepton.registry.entities import AliasMove, ArtifactVersion, Lineage
-from lepton.registry.memo import RegistryMemo
 from lepton.registry.timings import write_log
 from lepton.store import ObjectStore, open_location
 from lepton.verify import VerifyReport, verify_objects
@@ -170,7 +168,7 @@ class Repo:
         """Snapshot a table (file or DataFrame) or a folder as a new version of
         ``name``. ``head``: ``source`` already being read (lepton.data.headstart)."""
         self._check_kind(name, "dataset")
-        if _is_frame(source):
+        if self.is_frame(source):
             from lepton.data import snapshot as _snap
             from lepton.data import sources
 
@@ -181,7 +179,7 @@ class Repo:
             )
             return self._commit(manifest, message, {"source": "<DataFrame>"}, run_id)
         url = os.fspath(source)
-        loc, path = self._source(url)
+        loc, path = filesource.open_source(url, self.settings.s3)
         if loc.fs.isdir(path):
             if key is not None:
                 raise InvalidInput(f"{url}: --key applies to tables, and this is a folder")
@@ -192,51 +190,16 @@ class Repo:
                 self.store, name, loc, path, url, progress=progress, state=self.state, parent=parent
             )
             return self._commit(manifest, message, {"source": url}, run_id)
-        manifest, source_key = self._snapshot_table_file(name, loc, path, url, key, progress, head)
-        return self._commit(manifest, message, {"source": url} | source_key, run_id)
-
-    def _snapshot_table_file(self, name, loc, path, url, key, progress, head):  # type: ignore[no-untyped-def]
-        """CSV/TSV go through the streaming, memoised ingest; anything it cannot
-        take (and every other format) through the whole-file reader, whose
-        errors name the line."""
-        from lepton.data import fileingest
-
-        previous, record = self._latest_table_read(name)
-        sep = fileingest.streamable(loc, path, url)
-        if sep is None and head is not None:
-            head.close()  # read whole below: no prefix to check
-        if sep is not None:
-            memo = RegistryMemo(self.engine)
-            got = fileingest.dataset_file(
-                self.store,
-                memo,
-                loc,
-                path,
-                sep=sep,
-                name=name,
-                key=key,
-                previous=previous,
-                progress=progress,
-                record=record,
-                head=head,
-            )
-            if got is not None:
-                return got.manifest, self._source_key(loc, path, got.read) | got.meta()
-        from lepton.data import snapshot as _snap
-        from lepton.data import sources  # the whole-file reader (pandas)
-
-        source_key = self._source_key(loc, path)  # before the read: an edit during it shows as a change
-        table = sources.read_table(loc, path, url)
-        manifest = _snap.snapshot_table(
-            self.store, name, table, key, progress, previous.chunks if previous else ()
-        )
-        return manifest, source_key
+        manifest, meta = filesource.dataset_file(self, name, loc, path, url, key, progress, head)
+        return self._commit(manifest, message, {"source": url} | meta, run_id)
 
     def _latest_table(self, name: str) -> TableDataset | Labelset | None:
         """The latest version of ``name`` if it is a table (to reuse or patch its chunks)."""
-        return self._latest_table_read(name)[0]
+        return self.latest_table_read(name)[0]
 
-    def _latest_table_read(self, name: str) -> tuple[TableDataset | Labelset | None, Any]:
+    is_frame = staticmethod(_is_frame)
+
+    def latest_table_read(self, name: str) -> tuple[TableDataset | Labelset | None, Any]:
         """The latest table version of ``name``, and the record of how its
         source file was read (lepton.data.resume), if it was."""
         try:
@@ -261,28 +224,8 @@ class Repo:
         dataset, or with ``kind="labelset"`` a labelset): files added, removed
         and modified (a folder), or whether the file changed (a table). Files
         whose stat is as the state cache recorded are not read."""
-        from lepton.data import trees
-
         self._check_kind(name, kind)
-        url = os.fspath(source)
-        loc, path = self._source(url)
-        if not loc.fs.exists(path):
-            raise NotFound(f"{url}: no such file or folder")
-        latest = self.registry.latest(name) if self.registry.has_name(name) else None
-        # a table's status needs only the key recorded with its version: its
-        # manifest (thousands of chunk entries) is read but not parsed, only its layout looked up
-        raw = self.store.read_bytes(latest.id) if latest else None
-        layout = json.loads(raw).get("layout") if raw else None
-        if kind == "labelset" and loc.fs.isdir(path):
-            raise InvalidInput(f"{url}: is a folder; a labelset's source is one table file")
-        if loc.fs.isdir(path):
-            if latest is not None and layout != "tree":
-                raise InvalidInput(f"{latest.ref} is a table and {url} is a folder")
-            base = (latest.ref, parse_manifest(raw, latest.id, self.store.read_bytes)) if latest else None
-            return trees.tree_status(name, base, loc, path, url, self.state)  # type: ignore[arg-type]
-        if layout == "tree":
-            raise InvalidInput(f"{latest.ref} is a file tree and {url} is not a folder")  # type: ignore[union-attr]
-        return trees.table_status(name, latest, loc, path, url, self.state)
+        return filesource.status(self, name, source, kind)
 
     def snapshot_labels(
         self,
@@ -303,83 +246,10 @@ class Repo:
         target = self.resolve(dataset)
         if target.kind != "dataset":
             raise InvalidInput(f"{dataset} is a {target.kind}, not a dataset")
-        from lepton.data import fileingest
-
-        dataset_manifest = self.load(target.id)
-        previous, record = self._latest_table_read(name)
-        if _is_frame(source):
-            from lepton.data import sources
-
-            table, meta = sources.from_frame(source), {"source": "<DataFrame>"}
-        else:
-            url = os.fspath(source)
-            loc, path = self._source(url)
-            meta = {"source": url, "dataset": target.ref}
-            sep = fileingest.streamable(loc, path, url)
-            if sep is None and head is not None:
-                head.close()  # read whole below: no prefix to check
-            fast = None
-            if sep is not None:
-                fast = fileingest.labelset_file(
-                    self.store,
-                    RegistryMemo(self.engine),
-                    loc,
-                    path,
-                    sep=sep,
-                    name=name,
-                    key=key,
-                    label=label,
-                    dataset=dataset_manifest,
-                    dataset_id=target.id,
-                    previous=previous,
-                    progress=progress,
-                    record=record,
-                    head=head,
-                )
-            if fast is not None:
-                meta |= self._source_key(loc, path, fast.read) | fast.meta()
-                return self._commit(fast.manifest, message, meta, run_id)
-            from lepton.data import sources  # the whole-file reader (pandas)
-
-            meta |= self._source_key(loc, path)  # before the read: an edit during it shows as a change
-            table = sources.read_table(loc, path, url)
-        from lepton.data import snapshot as _snap
-
-        manifest = _snap.snapshot_labels(
-            self.store,
-            name,
-            table,
-            dataset=dataset_manifest,
-            dataset_id=target.id,
-            dataset_ref=target.ref,
-            key=key,
-            label=label,
-            progress=progress,
-            previous=previous.chunks if previous else (),
+        manifest, meta = filesource.labelset(
+            self, name, source, target=target, key=key, label=label, progress=progress, head=head
         )
-        return self._commit(manifest, message, meta | {"dataset": target.ref}, run_id)
-
-    def _source_key(self, loc, path: str, read=None) -> dict[str, str]:  # type: ignore[no-untyped-def]
-        """The file's key (for status): hashed as the streaming ingest read it
-        (``read``: kept only if the file did not change during the read), else
-        read again now. Either way an edit during the read shows as a change."""
-        if not loc.is_local:
-            return {}
-        if read is None:
-            return {"source_key": statecache.file_key(path, self.state)}
-        self.state.record([(read.file, read.key)], read.checked_ns)
-        return {"source_key": read.key}
-
-    def _source(self, url: str):  # type: ignore[no-untyped-def]
-        if "\x00" in url:
-            raise InvalidInput(f"invalid source path {url!r}")
-        if url.startswith("s3://"):
-            loc = open_location(url, self.settings.s3)
-            return loc, loc.root
-        if "://" in url and not url.startswith("file://"):
-            raise InvalidInput(f"{url}: unsupported source; use a local path or s3://bucket/key")
-        path = str(Path(url.removeprefix("file://")).expanduser())
-        return open_location("/"), path
+        return self._commit(manifest, message, meta, run_id)
 
     def log(self, name: str) -> list[ArtifactVersion]:
         return self.registry.versions(name)

@@ -17,6 +17,7 @@ from lepton.data import filechunks as fc
 from lepton.data import trees
 from lepton.data.statecache import StateCache, scan_local
 from lepton.errors import IntegrityError, InvalidInput
+from lepton.filesource import open_source
 from lepton.manifest import TreeDataset
 from lepton.store.fs import open_location, s3_filesystem
 from lepton.store.objects import ObjectStore
@@ -247,7 +248,7 @@ def test_a_file_changing_while_stored_is_refused(repo, tmp_path):
 def test_snapshot_without_state_cache(repo, tmp_path):
     src = tmp_path / "src"
     files = small_tree(src, 10) | write(src, {"big.bin": os.urandom(17 * MB)})
-    m = trees.snapshot_tree(repo.store, "t", repo._source(str(src))[0], str(src), "src")
+    m = trees.snapshot_tree(repo.store, "t", open_source(str(src), repo.settings.s3)[0], str(src), "src")
     assert isinstance(m, TreeDataset)
     snap = repo.commit(m)
     assert read_tree(repo.checkout(snap.version.ref, tmp_path / "out")) == files

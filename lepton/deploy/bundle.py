@@ -6,7 +6,7 @@ file and runs no code from it.
     <target>/<model-hash-prefix>/model.json        the model manifest (hash = model id)
     <target>/<model-hash-prefix>/parts/<name>/...  component specs and fitted state
     <target>/<model-hash-prefix>/predict.py        a small loader
-    <target>/CURRENT                               which bundle is live (replaced atomically)
+    <target>/CURRENT                               which bundle is live (replaced atomically, last)
 """
 
 from __future__ import annotations
@@ -64,15 +64,20 @@ def bundle_files(store: ObjectStore, model_id: str) -> dict[str, bytes]:
 
 
 def write_bundle(target: Location, model_id: str, files: dict[str, bytes]) -> str:
-    """Write the bundle under the target, then point CURRENT at it; returns its path."""
+    """Write the bundle under the target; returns its path. The target
+    serves what it did until switch_to() makes the bundle live."""
     folder = target.join(hashing.short(model_id, 16))
     for path, data in sorted(files.items()):
         if path == "bundle.json":
             continue
         _put(target, f"{folder}/{path}", data)
     _put(target, f"{folder}/bundle.json", files["bundle.json"])  # written last: the commit marker
-    _put(target, target.join(CURRENT), hashing.short(model_id, 16).encode())
     return folder
+
+
+def switch_to(target: Location, model_id: str) -> None:
+    """Point the target's CURRENT at the (already written) bundle of ``model_id``."""
+    _put(target, target.join(CURRENT), hashing.short(model_id, 16).encode())
 
 
 def _put(target: Location, path: str, data: bytes) -> None:

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from lepton import hashing
 from lepton.deploy import compat
-from lepton.deploy.bundle import bundle_files, write_bundle
+from lepton.deploy.bundle import bundle_files, switch_to, write_bundle
 from lepton.errors import InvalidInput, NotFound
 from lepton.manifest import Parent
 from lepton.model_manifest import Decision, Deployment, Model
 from lepton.pipeline.context import Context
 from lepton.project import Target
+from lepton.registry.entities import AliasMove
+from lepton.registry.registry import validate_alias
 from lepton.store.fs import Location, open_location
 
 ROLLBACK = "rollback"
+_ROLLBACK_RE = re.compile(r"^rollback from v(\d+) to v(\d+)$")
 
 
 def target_location(ctx: Context, target: Target) -> Location:
@@ -35,9 +40,14 @@ def deploy_model(
     *,
     decision_id: str | None = None,
     reason: str | None = None,
+    expect: int | None = None,
 ) -> dict[str, Any]:
-    """Check compatibility first (nothing is written if it fails), then write
-    the bundle, record the deployment and move the alias."""
+    """Check everything first: the target, the model, the alias and the
+    compatibility (nothing is written if one fails). Then write the bundle,
+    record the deployment, and move the alias; the target's CURRENT switches
+    to the bundle under the alias's lock, as the move commits, so concurrent
+    deploys leave the target serving the version the alias names.
+    ``expect``: the version the alias must still be at (a rollback)."""
     if target_name not in ctx.project.targets:
         known = ", ".join(sorted(ctx.project.targets)) or "none"
         raise InvalidInput(f"no deploy target '{target_name}' in the project config (targets: {known})")
@@ -45,6 +55,8 @@ def deploy_model(
     model = ctx.manifest(model_id)
     if not isinstance(model, Model):
         raise InvalidInput(f"{ctx.ref(model_id)} is a {model.kind}, not a model")
+    validate_alias(alias)
+    version = _model_version(ctx, model_id)
     checks = compat.check(model, target_name, target)
     location = target_location(ctx, target)
     files = bundle_files(ctx.repo.store, model_id)
@@ -63,9 +75,14 @@ def deploy_model(
         run=ctx.run_id,
     )
     snap = ctx.repo.commit(deployment, run_id=ctx.run_id)
-    version = _model_version(ctx, model_id)
     move = ctx.repo.registry.set_alias(
-        ctx.project.name, alias, version, creator=ctx.repo.creator, reason=reason
+        ctx.project.name,
+        alias,
+        version,
+        creator=ctx.repo.creator,
+        reason=reason,
+        expect=expect,
+        then=lambda: switch_to(location, model_id),
     )
     return {
         "deployment": snap.version.id,
@@ -116,7 +133,7 @@ def rollback(ctx: Context, alias: str, target_name: str | None = None) -> dict[s
     current = ctx.repo.registry.alias(name, alias)
     history = ctx.repo.registry.alias_history(name, alias)
     previous = previous_version(history)
-    if previous is None:
+    if previous is None or previous == current.version:
         raise InvalidInput(
             f"{name}@{alias} has no earlier version to roll back to (it is at v{current.version})"
         )
@@ -125,19 +142,28 @@ def rollback(ctx: Context, alias: str, target_name: str | None = None) -> dict[s
         raise InvalidInput("rollback needs a deploy target: pass --target or add [deploy] to the config")
     model_id = ctx.repo.registry.get(name, previous).id
     reason = f"{ROLLBACK} from v{current.version} to v{previous}"
-    return deploy_model(ctx, model_id, target, alias, reason=reason)
+    return deploy_model(ctx, model_id, target, alias, reason=reason, expect=current.version)
 
 
-def previous_version(history) -> int | None:  # type: ignore[no-untyped-def]
+def previous_version(history: Iterable[AliasMove]) -> int | None:
     """The version before the current one, treating the alias history as a
-    stack: a promotion pushes, a rollback pops (so rolling back twice goes
-    two promotions back, not back and forth)."""
+    stack: a promotion pushes (a move to the version already on top pushes
+    nothing), a rollback pops (so rolling back twice goes two promotions
+    back, not back and forth)."""
     stack: list[int] = []
     for move in history:
-        if (move.reason or "").startswith(ROLLBACK) and stack:
+        if move.version is None:
+            continue
+        if _is_rollback(move) and stack:
             stack.pop()
-        elif move.version is not None:
+        if not stack or stack[-1] != move.version:
             stack.append(move.version)
-    while len(stack) >= 2 and stack[-2] == stack[-1]:
-        stack.pop()
     return stack[-2] if len(stack) >= 2 else None
+
+
+def _is_rollback(move: AliasMove) -> bool:
+    """A move rollback() made: its reason as rollback writes it, naming the
+    versions the move went from and to (a free-text reason that merely
+    starts with "rollback" is a promotion)."""
+    m = _ROLLBACK_RE.match(move.reason or "")
+    return m is not None and int(m[2]) == move.version and int(m[1]) == move.previous_version

@@ -36,6 +36,15 @@ from lepton.registry.rows import (
 
 RESERVED_ALIASES = {"latest"}
 _VERSION_RE = re.compile(r"^v(\d+)$")
+
+
+def validate_alias(alias: str) -> None:
+    """An alias is a valid name, neither reserved nor shaped like a version."""
+    validate_name(alias, "alias")
+    if alias in RESERVED_ALIASES or _VERSION_RE.match(alias):
+        raise InvalidInput(f"'{alias}' is reserved and cannot be used as an alias")
+
+
 _HEX_RE = re.compile(r"^(?:blake3:)?([0-9a-f]{4,64})$")
 MAX_VERSION = 2**31 - 1  # the INTEGER column's range
 
@@ -277,10 +286,15 @@ class Registry:
         reason: str | None = None,
         moved_at: datetime | None = None,
         journal: bool = True,
+        expect: int | None = None,
+        then: Callable[[], object] | None = None,
     ) -> AliasMove:
-        validate_name(alias, "alias")
-        if alias in RESERVED_ALIASES or _VERSION_RE.match(alias):
-            raise InvalidInput(f"'{alias}' is reserved and cannot be used as an alias")
+        """Point ``name@alias`` at ``version``. ``expect``: refuse (Conflict)
+        unless the alias is still at that version; ``then``: run once the
+        move is decided, under the name's lock, before it commits (a deploy
+        switches its target there, so targets follow the order of the moves;
+        if it raises, the alias does not move)."""
+        validate_alias(alias)
         target = self.get(name, version)
 
         def tx(conn: Connection) -> AliasMove:
@@ -289,6 +303,12 @@ class Registry:
             self._lock_name(conn, name)
             key = (t.aliases.c.name == name) & (t.aliases.c.alias == alias)
             prev = conn.execute(select(t.aliases.c.version).where(key)).scalar()
+            if expect is not None and prev != expect:
+                raise Conflict(
+                    f"{name}@{alias} moved to v{prev} meanwhile (expected v{expect}); nothing changed"
+                )
+            if then is not None:
+                then()
             ts = moved_at or now()
             values = {"version": version, "id": target.id, "updated_at": ts}
             stmt = self._insert(t.aliases).values(name=name, alias=alias, **values)

@@ -117,6 +117,24 @@ def test_absent_class_and_no_bootstrap() -> None:
     assert f1.value == f  # macro over present classes, as scikit-learn does
 
 
+def test_a_class_missing_from_a_resample_does_not_count_as_a_miss() -> None:
+    """One sample of c1 in 100, always right: resamples without it say
+    nothing about c1, so its interval stays at 1.0, as the macro's does."""
+    y = np.array([0] * 99 + [1])
+    r = quality(y, y.copy(), 2, classes=names(2), bootstrap=200)
+    for rate in ("precision", "recall", "f1"):
+        row = r.per_class["c1"]
+        assert (row[f"{rate}_low"], row[rate], row[f"{rate}_high"]) == (1.0, 1.0, 1.0)
+    assert (r.metrics["recall_macro"].low, r.metrics["recall_macro"].high) == (1.0, 1.0)
+
+
+def test_a_class_present_but_never_predicted_still_scores_zero_in_its_interval() -> None:
+    y = np.array([0] * 90 + [1] * 10)
+    pred = np.zeros(100, dtype=np.int64)  # c1 is never predicted: recall 0 whenever it is there
+    r = quality(y, pred, 2, classes=names(2), bootstrap=200)
+    assert (r.per_class["c1"]["recall_low"], r.per_class["c1"]["recall_high"]) == (0.0, 0.0)
+
+
 @pytest.mark.parametrize(
     ("y", "pred", "k", "match"),
     [

@@ -210,7 +210,9 @@ def bootstrap_confusions(
 
 
 def percentile_ci(samples: np.ndarray, value: float, confidence: float) -> tuple[float, float]:
-    """Percentile interval of ``samples``, widened if needed to contain ``value``."""
+    """Percentile interval of ``samples`` (NaN: undefined there, left out),
+    widened if needed to contain ``value``."""
+    samples = samples[~np.isnan(samples)]
     if samples.size == 0:
         return value, value
     tail = 100.0 * (1.0 - confidence) / 2.0
@@ -250,8 +252,8 @@ def quality(
         for m in QUALITY_METRICS:
             macro[m].append(metric_batch(m, chunk))
         r = class_rates(chunk)
-        for name in RATES:
-            rates[name].append(r[name])
+        for name in RATES:  # a class absent from a resample has no rate there (as in the macro means)
+            rates[name].append(np.where(r["present"], r[name], np.nan))
     metrics = {}
     for m in QUALITY_METRICS:
         value = metric_from_confusion(m, conf)

@@ -188,8 +188,16 @@ def _logged_ids(store: ObjectStore) -> tuple[set[str], dict[str, str]]:
         except ValueError as e:
             bad[path] = f"registry log record is not JSON: {e}"
             continue
-        if record.get("event") in ("register", "alias") and record.get("id"):
-            ids.add(record["id"])
+        if not isinstance(record, dict):
+            bad[path] = f"registry log record is not a JSON object but {type(record).__name__}"
+            continue
+        event, key = record.get("event"), record.get("id")
+        if event not in ("register", "alias"):
+            continue
+        if not (isinstance(key, str) and hashing.is_key(key)):
+            bad[path] = f"registry log record of a {event} names no object key: id is {key!r}"
+            continue
+        ids.add(key)
     return ids, bad
 
 

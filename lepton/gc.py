@@ -56,7 +56,7 @@ from lepton.manifest import Manifest, TreeDataset, parse_stored
 from lepton.registry import schema as t
 from lepton.registry.memo import RegistryMemo
 from lepton.repo import Repo
-from lepton.store import sweep
+from lepton.store import packing, sweep
 from lepton.store.errors import is_missing_bucket, translate
 from lepton.store.objects import FRESHEN_AFTER, LOG, ObjectStore
 
@@ -240,8 +240,10 @@ def _walk(
 
 
 def _fetch(store: ObjectStore, key: str) -> bytes | str:
-    """An object's bytes without side effects (no quarantine), or what is
-    wrong with it. Errors other than absence (network) propagate."""
+    """An object's content without side effects (no quarantine), or what is
+    wrong with it: ObjectStore._checked's rule (a packed object unpacked,
+    then checked against its key). Errors other than absence (network)
+    propagate."""
     if not hashing.is_key(key):
         return "not a content key"
     with translate(store.url, key):
@@ -251,6 +253,9 @@ def _fetch(store: ObjectStore, key: str) -> bytes | str:
             if is_missing_bucket(e):
                 raise
             return "missing"
+    content = packing.content_of(key, data)
+    if content is not None:
+        return content
     actual = hashing.hash_bytes(data)
     if actual != key:
         return f"corrupt: content hashes to {actual}"

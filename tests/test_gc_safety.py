@@ -1,13 +1,25 @@
-"""gc on inputs and timings that once broke it."""
+"""gc on inputs that once broke it: registry log records of the wrong
+shape, and versions whose manifest is stored packed."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from test_gc import _age_all, _frame
 
+from lepton.config import Settings
 from lepton.gc import GcRefused, collect
-from lepton.store import sweep
+from lepton.repo import Repo
+from lepton.store import packing, sweep
 from lepton.store.objects import LOG
+
+
+def _local(tmp_path: Path, name: str) -> Settings:
+    return Settings.model_validate(
+        {"store": {"url": str(tmp_path / name)}, "registry": {"url": f"sqlite:///{tmp_path / name}.db"}}
+    )
+
 
 # ---- registry log records of the wrong shape ---------------------------------------------
 BAD_RECORDS = {
@@ -43,3 +55,29 @@ def test_log_records_of_the_wrong_shape_stop_gc_by_name(repo):  # type: ignore[n
     assert "not-a-key" in forced.unreadable[paths["not-a-key"]]
     assert forced.removed == [orphan]
     assert repo.verify("d").ok
+
+
+# ---- packed objects -------------------------------------------------------------------------
+def test_a_version_whose_manifest_is_stored_packed_is_read_and_kept(repo, tmp_path):  # type: ignore[no-untyped-def]
+    """A manifest's bytes stored earlier as a (packed) tree file: the
+    version reuses that object, and gc reads it as every reader does."""
+    src = tmp_path / "d"
+    src.mkdir()
+    files = {f"f{i}.txt": f"row {i} some text some text\n".encode() for i in range(1, 7)}
+    for rel, data in files.items():
+        (src / rel).write_bytes(data)
+    with Repo(_local(tmp_path, "scratch")).ensure_ready() as scratch:  # the same snapshot elsewhere
+        key = scratch.snapshot_data("ds", str(src)).version.id
+        (tmp_path / "x").mkdir()
+        (tmp_path / "x" / "m.json").write_bytes(scratch.store.read_bytes(key))
+    repo.snapshot_data("other", str(tmp_path / "x"))
+    assert repo.store.fs.cat_file(repo.store.path_of(key))[:4] == packing.MAGIC
+    assert repo.snapshot_data("ds", str(src)).version.id == key
+    assert repo.verify("ds").ok
+    orphan = repo.store.put_bytes(b"lost")
+    everything = _age_all(repo.store)
+    report = collect(repo, dry_run=False)
+    assert report.unreadable == {} and report.removed == [orphan]
+    assert set(sweep.list_objects(repo.store)) == everything - {orphan}
+    out = repo.checkout("ds", tmp_path / "out")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == files

@@ -26,7 +26,10 @@ period, by the store's clock. This is what makes gc safe next to writers:
   a flow stores its config at the start and names it only at the end.
 The store is listed before the registry is read, so a version registered
 while gc lists is seen. A grace period shorter than the longest snapshot
-plus FRESHEN_AFTER is not safe; the default is one hour.
+plus FRESHEN_AFTER is not safe: a writer reuses an object younger than
+FRESHEN_AFTER as it is, without refreshing it. The default is one hour;
+`lepton gc` refuses less than MIN_GRACE (check_grace) unless told it is
+unsafe; ``collect`` itself takes any grace (tests use 0).
 
 gc also removes tmp/ files older than the cutoff (after putting back any
 referenced object an interrupted gc had set aside there) and, on S3, aborts
@@ -61,6 +64,7 @@ from lepton.store.errors import is_missing_bucket, translate
 from lepton.store.objects import FRESHEN_AFTER, LOG, ObjectStore
 
 DEFAULT_GRACE = 3600.0
+MIN_GRACE = FRESHEN_AFTER + 300.0  # 5 minutes for the snapshot itself and clocks apart
 RUN_HORIZON = 7 * 24 * 3600.0  # a run "running" for longer is taken as crashed
 CACHE_ONLY_MEMOS = ("csvchunk",)
 S3_WORKERS = 16
@@ -157,6 +161,19 @@ def collect(
         live_runs=sorted(live),
         seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def check_grace(grace_seconds: float, *, unsafe: bool = False) -> None:
+    """Refuse a grace period too short to be safe next to live writers,
+    unless ``unsafe`` (no other process writes to the store meanwhile)."""
+    if grace_seconds < MIN_GRACE and not unsafe:
+        raise InvalidInput(
+            f"--grace {grace_seconds:g} is too short to be safe: a snapshot reuses an object "
+            f"already stored, without refreshing its time, while it is younger than "
+            f"{FRESHEN_AFTER:g} s, so gc with a grace under {MIN_GRACE:g} s can remove an object that "
+            "a snapshot in progress has just reused and its version then lacks it. Use --grace "
+            f"{MIN_GRACE:g} or more, or add --unsafe-grace where no other process writes to the store"
+        )
 
 
 # ---- what is referenced -------------------------------------------------------

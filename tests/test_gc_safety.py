@@ -1,18 +1,20 @@
-"""gc on inputs that once broke it: registry log records of the wrong
-shape, and versions whose manifest is stored packed."""
+"""gc on inputs and settings that once broke it: registry log records of
+the wrong shape, versions whose manifest is stored packed, and a grace too
+short for live writers."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
-from test_gc import _age_all, _frame
+from test_gc import _age, _age_all, _frame
 
 from lepton.config import Settings
-from lepton.gc import GcRefused, collect
-from lepton.repo import Repo
+from lepton.gc import MIN_GRACE, GcRefused, collect
+from lepton.repo import Repo, open_repo
 from lepton.store import packing, sweep
-from lepton.store.objects import LOG
+from lepton.store.objects import FRESHEN_AFTER, LOG
 
 
 def _local(tmp_path: Path, name: str) -> Settings:
@@ -81,3 +83,42 @@ def test_a_version_whose_manifest_is_stored_packed_is_read_and_kept(repo, tmp_pa
     assert set(sweep.list_objects(repo.store)) == everything - {orphan}
     out = repo.checkout("ds", tmp_path / "out")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == files
+
+
+# ---- grace ------------------------------------------------------------------------------------------
+def test_the_least_grace_covers_an_orphan_a_writer_reuses_as_is(store):  # type: ignore[no-untyped-def]
+    """A writer reuses an object younger than FRESHEN_AFTER without
+    refreshing it: with a grace of MIN_GRACE gc still keeps it."""
+    key = store.put_bytes(b"an orphan a snapshot is about to name")
+    _age(store, [key], FRESHEN_AFTER - 200)
+    assert store.put_bytes(b"an orphan a snapshot is about to name") == key  # reused as is
+    assert not sweep.remove_if_old(store, key, sweep.clock(store) - MIN_GRACE)
+    assert MIN_GRACE > FRESHEN_AFTER
+
+
+def test_cli_refuses_a_grace_shorter_than_is_safe(tmp_path, monkeypatch, capsys):  # type: ignore[no-untyped-def]
+    from lepton.cli import maintenance
+    from lepton.cli.main import main
+
+    assert maintenance.MIN_GRACE == MIN_GRACE  # written out there, as DEFAULT_GRACE is
+    monkeypatch.chdir(tmp_path)
+    for var in [v for v in os.environ if v.startswith("LEPTON_")]:
+        monkeypatch.delenv(var)
+    assert main(["init"]) == 0
+    with open_repo(tmp_path) as repo:
+        orphan = repo.store.put_bytes(b"reused by a snapshot still going")
+        _age(repo.store, [orphan], FRESHEN_AFTER - 200)
+    capsys.readouterr()
+    assert main(["gc", "--grace", "300"]) == 1
+    error = capsys.readouterr().err
+    assert error.count("error:") == 1 and "--grace 300" in error and f"{MIN_GRACE:g}" in error
+    assert "reuse" in error and "--unsafe-grace" in error
+    with open_repo(tmp_path) as repo:
+        assert repo.store.exists(orphan)
+    assert main(["gc", "--grace", f"{MIN_GRACE:g}", "--dry-run", "--json"]) == 0
+    assert orphan not in capsys.readouterr().out
+    assert main(["gc", "--grace", "300", "--unsafe-grace"]) == 0
+    with open_repo(tmp_path) as repo:
+        assert not repo.store.exists(orphan)
+    assert main(["gc", "--help"]) == 0
+    assert "--unsafe-grace" in capsys.readouterr().out

@@ -14,9 +14,10 @@ from lepton.cli.output import err, out, print_json
 if TYPE_CHECKING:
     from lepton.gc import GcReport, Phase
 
-# lepton.gc.DEFAULT_GRACE, written out: importing lepton.gc for it would load
-# the registry at every start of the CLI (a test checks the two agree).
+# lepton.gc.DEFAULT_GRACE and MIN_GRACE, written out: importing lepton.gc for
+# them would load the registry at every start of the CLI (tests check they agree).
 DEFAULT_GRACE = 3600.0
+MIN_GRACE = 900.0
 PHASES = {"list": "listing objects", "read": "reading manifests", "remove": "removing"}
 SHOWN = 20
 
@@ -32,9 +33,20 @@ def gc(
             min=0,
             metavar="SECONDS",
             help="Keep unreferenced objects younger than this: a snapshot in progress writes "
-            "its objects before it registers them. Must exceed your longest snapshot.",
+            "its objects before it registers them, and reuses recent ones as they are. Must "
+            f"exceed your longest snapshot plus 10 minutes; less than {MIN_GRACE:g} is refused "
+            "(see --unsafe-grace).",
         ),
     ] = DEFAULT_GRACE,
+    unsafe_grace: Annotated[
+        bool,
+        typer.Option(
+            "--unsafe-grace",
+            help=f"UNSAFE: accept a --grace under {MIN_GRACE:g} s. gc can then remove objects a "
+            "snapshot in progress has just reused, leaving its version without them. Only where "
+            "no other process writes to the store while gc runs.",
+        ),
+    ] = False,
     force: Annotated[
         bool,
         typer.Option(
@@ -47,8 +59,9 @@ def gc(
 ) -> None:
     """Remove objects that no artifact version, alias or run references, once
     older than the grace period; also stale temp files and unfinished uploads."""
-    from lepton.gc import collect
+    from lepton.gc import check_grace, collect
 
+    check_grace(grace, unsafe=unsafe_grace)
     with repo_from_cwd() as repo, _phases() as advance:
         report = collect(repo, dry_run=dry_run, grace_seconds=grace, force=force, progress=advance)
     if as_json:

@@ -121,6 +121,22 @@ def _ref(repo: Repo, id: str | None) -> str | None:
     return rows[-1].ref if rows else short(id)
 
 
+def metric_deltas(ea: list[Evaluation], eb: list[Evaluation]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per evaluation set both models were scored on (by id, sorted): each
+    metric both have, a's value, b's, and b - a."""
+    a_on = {e.parent("evalset"): e.metrics for e in ea}
+    b_on = {e.parent("evalset"): e.metrics for e in eb}
+    return {
+        evalset: {
+            k: {"a": ma[k].value, "b": b_on[evalset][k].value, "delta": b_on[evalset][k].value - ma[k].value}
+            for k in ma
+            if k in b_on[evalset]
+        }
+        for evalset, ma in sorted(a_on.items(), key=lambda kv: str(kv[0]))
+        if evalset in b_on
+    }
+
+
 @models_app.command("compare")
 def models_compare(ref_a: str, ref_b: str, as_json: Json = False) -> None:
     """What differs between two models: components, data, labels, params, metrics."""
@@ -147,14 +163,13 @@ def models_compare(ref_a: str, ref_b: str, as_json: Json = False) -> None:
             if getattr(a, field) != getattr(b, field):
                 diff["params"][field] = {"a": getattr(a, field), "b": getattr(b, field)}
         ea, eb = _evaluations(repo, a_art.id), _evaluations(repo, b_art.id)
-        shared = {e.parent("evalset") for _, e in ea} & {e.parent("evalset") for _, e in eb}
-        diff["metrics"] = {}
-        for evalset in shared:
-            ma = next(e for _, e in ea if e.parent("evalset") == evalset).metrics
-            mb = next(e for _, e in eb if e.parent("evalset") == evalset).metrics
-            diff["metrics"] = {
-                k: {"a": ma[k].value, "b": mb[k].value, "delta": mb[k].value - ma[k].value} for k in ma
-            }
+        by_set = {
+            _ref(repo, evalset): deltas
+            for evalset, deltas in metric_deltas([e for _, e in ea], [e for _, e in eb]).items()
+        }
+        own = _ref(repo, pa.get("evalset"))
+        diff["metrics"] = by_set.get(own) or next(iter(by_set.values()), {})  # on a's own set if shared
+        diff["metrics_by_evalset"] = by_set
     if as_json:
         print_json(diff)
         return
@@ -166,8 +181,11 @@ def models_compare(ref_a: str, ref_b: str, as_json: Json = False) -> None:
         out.print(f"  {role}: {v['a']} -> {v['b']}")
     for field, v in diff["params"].items():
         out.print(f"  {field}: {v['a']} -> {v['b']}")
-    for k, v in diff["metrics"].items():
-        out.print(f"  {k}: {v['a']:.4f} -> {v['b']:.4f} ({v['delta']:+.4f})")
+    for evalset, deltas in by_set.items():
+        if len(by_set) > 1:
+            out.print(f"  on {evalset}:")
+        for k, v in deltas.items():
+            out.print(f"  {k}: {v['a']:.4f} -> {v['b']:.4f} ({v['delta']:+.4f})")
     if not (diff["components"] or diff["inputs"] or diff["params"]):
         out.print("  same components, data, labels and parameters")
 

@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from flows.fanout import Fanout, make_runner, train_and_evaluate
 from lepton.pipeline.context import logical_run_id
 from lepton.pipeline.runs import record_run, store_config
-from lepton.repo import open_repo
+from lepton.project import Project, load_project
+from lepton.repo import Repo, open_repo
 from tasks import steps
 from tasks.common import Job, publish, short
 
@@ -75,11 +76,7 @@ def retrain(params: RetrainParams | None = None) -> dict[str, Any]:
     config_path = config_path if config_path.is_absolute() else root / config_path
     execution = _flow_run_id() or str(uuid.uuid4())
     with open_repo(root) as repo:
-        config_key, project = store_config(repo, config_path)  # fails fast on a bad config
-        runner = make_runner(params.fanout, len(project.candidates), params.workers, params.dask_address)
-        repo.registry.start_run(
-            execution, flow_run_id=_flow_run_id(), params=params.model_dump(), creator=repo.creator
-        )
+        config_key, project, runner = _begin(repo, config_path, params, execution)
     job = Job(
         repo=str(root),
         config_key=config_key,
@@ -97,6 +94,25 @@ def retrain(params: RetrainParams | None = None) -> dict[str, Any]:
     with open_repo(root) as repo:
         repo.registry.finish_run(execution, "completed")
     return summary
+
+
+def _begin(repo: Repo, config_path: Path, params: RetrainParams, execution: str) -> tuple[str, Project, Any]:
+    """Check the config and the fan-out (a bad one starts no run), record the
+    run as started, and only then store the config: gc keeps what was
+    written since a live run started, less FRESHEN_AFTER, and a config
+    stored before the run (or found stored and reused as it is) can fall
+    outside that. Returns (config key, project, task runner)."""
+    project, _ = load_project(config_path)  # fails fast on a bad config
+    runner = make_runner(params.fanout, len(project.candidates), params.workers, params.dask_address)
+    repo.registry.start_run(
+        execution, flow_run_id=_flow_run_id(), params=params.model_dump(), creator=repo.creator
+    )
+    try:
+        config_key, project = store_config(repo, config_path)
+    except BaseException:
+        repo.registry.finish_run(execution, "failed")
+        raise
+    return config_key, project, runner
 
 
 def _run(job: Job, candidates: Any, execution: str, runner: Any = None) -> dict[str, Any]:

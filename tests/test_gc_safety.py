@@ -1,17 +1,23 @@
-"""gc on inputs and settings that once broke it: registry log records of
-the wrong shape, versions whose manifest is stored packed, and a grace too
-short for live writers."""
+"""gc on inputs, settings and timings that once broke it: registry log
+records of the wrong shape, versions whose manifest is stored packed, a
+grace too short for live writers, and a retraining run's config stored
+just before the run."""
 
 from __future__ import annotations
 
 import os
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pipeline_helpers import project, write_project, write_repo
+from sqlalchemy import update
 from test_gc import _age, _age_all, _frame
 
 from lepton.config import Settings
 from lepton.gc import MIN_GRACE, GcRefused, collect
+from lepton.registry import schema
 from lepton.repo import Repo, open_repo
 from lepton.store import packing, sweep
 from lepton.store.objects import FRESHEN_AFTER, LOG
@@ -122,3 +128,50 @@ def test_cli_refuses_a_grace_shorter_than_is_safe(tmp_path, monkeypatch, capsys)
         assert not repo.store.exists(orphan)
     assert main(["gc", "--help"]) == 0
     assert "--unsafe-grace" in capsys.readouterr().out
+
+
+# ---- a retraining run's config -----------------------------------------------------------------
+def test_a_retrain_run_keeps_a_config_stored_just_before_it(backend, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """The config an earlier run stored (young, so reused without a refresh)
+    is stored again as a run starts, and the flow goes on a while: gc's
+    guard for runs in progress must cover it however long the run takes."""
+    from flows import retrain as flow
+
+    folder = write_repo(tmp_path / "repo", backend)
+    write_project(folder, project())
+    config = folder / "project.toml"
+    with open_repo(folder) as repo:
+        earlier = repo.store.put_bytes(config.read_bytes())
+        _age(repo.store, [earlier], FRESHEN_AFTER - 1)
+        real = flow.store_config
+
+        def then_a_while(*args):  # type: ignore[no-untyped-def]
+            got = real(*args)
+            time.sleep(2)  # whatever the flow does next takes time
+            return got
+
+        monkeypatch.setattr(flow, "store_config", then_a_while)
+        key, cfg, _ = flow._begin(repo, config, flow.RetrainParams(repo=str(folder)), "exec-1")
+        assert key == earlier and cfg.name == "bc"
+        run = repo.registry.get_run("exec-1")
+        assert run.status == "running"
+        with repo.engine.begin() as conn:  # the run goes on for two hours
+            later = run.started_at - timedelta(hours=2)
+            conn.execute(update(schema.runs).where(schema.runs.c.id == "exec-1").values(started_at=later))
+        _age(repo.store, [key])
+        report = collect(repo, dry_run=False)
+        assert key not in report.removed and repo.store.exists(key)
+        assert report.live_runs == ["exec-1"]
+
+
+def test_a_bad_config_starts_no_run(tmp_path):  # type: ignore[no-untyped-def]
+    from flows import retrain as flow
+    from lepton.errors import LeptonError
+
+    folder = write_repo(tmp_path / "repo", _local(tmp_path, "store"))
+    (folder / "project.toml").write_text('name = "bc"\n')
+    with open_repo(folder) as repo, pytest.raises(LeptonError):
+        flow._begin(repo, folder / "project.toml", flow.RetrainParams(repo=str(folder)), "exec-1")
+    with open_repo(folder) as repo:
+        assert repo.registry.runs() == []
+        assert list(sweep.list_objects(repo.store)) == []

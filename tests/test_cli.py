@@ -133,6 +133,8 @@ def test_errors_are_one_line_exit_1(cli, tmp_path):  # type: ignore[no-untyped-d
         "labels", "snapshot", "l", "labels.csv", "--dataset", "d", "--key", "id", "--label", "nope"
     )
     assert code == 1 and "label column 'nope' not found" in err
+    code, _, err = cli("replay", "no-such-run")  # refused before a replay flow starts
+    assert code == 1 and err == "error: no run record matches 'no-such-run' (use `lepton runs list`)\n"
 
 
 def test_usage_errors_exit_2(cli):  # type: ignore[no-untyped-def]

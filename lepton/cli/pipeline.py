@@ -60,7 +60,10 @@ def run(
 
 def replay(run_ref: Annotated[str, typer.Argument(metavar="RUN_ID")], as_json: Json = False) -> None:
     """Re-run a recorded run with every input pinned; report per artifact."""
-    repo_from_cwd().close()
+    from lepton.pipeline.replay import find_record
+
+    with repo_from_cwd() as repo:
+        find_record(repo, run_ref)  # an unknown run is one line, before any flow starts
     prefect_defaults()
     from flows.replay import ReplayParams, replay_run
 

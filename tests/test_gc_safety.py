@@ -1,7 +1,7 @@
 """gc on inputs, settings and timings that once broke it: registry log
 records of the wrong shape, versions whose manifest is stored packed, a
-grace too short for live writers, and a retraining run's config stored
-just before the run."""
+grace too short for live writers, a retraining run's config stored just
+before the run, and a stale S3 reuse note."""
 
 from __future__ import annotations
 
@@ -13,14 +13,16 @@ from pathlib import Path
 import pytest
 from pipeline_helpers import project, write_project, write_repo
 from sqlalchemy import update
-from test_gc import _age, _age_all, _frame
+from test_gc import HOUR, _age, _age_all, _age_path, _frame
 
 from lepton.config import Settings
 from lepton.gc import MIN_GRACE, GcRefused, collect
 from lepton.registry import schema
 from lepton.repo import Repo, open_repo
 from lepton.store import packing, sweep
-from lepton.store.objects import FRESHEN_AFTER, LOG
+from lepton.store.objects import FRESHEN_AFTER, LOG, REUSED, TMP
+
+DAY = 24 * HOUR
 
 
 def _local(tmp_path: Path, name: str) -> Settings:
@@ -175,3 +177,27 @@ def test_a_bad_config_starts_no_run(tmp_path):  # type: ignore[no-untyped-def]
     with open_repo(folder) as repo:
         assert repo.registry.runs() == []
         assert list(sweep.list_objects(repo.store)) == []
+
+
+# ---- S3 reuse notes ----------------------------------------------------------------------------
+def test_an_old_reuse_note_on_s3_neither_keeps_nor_refreshes_an_orphan(s3_server, tmp_path):  # type: ignore[no-untyped-def]
+    settings = Settings.model_validate(
+        {
+            "store": {"url": "s3://lepton/store"},
+            "registry": {"url": f"sqlite:///{tmp_path / 'r.db'}"},
+            "s3": s3_server.settings().model_dump(),
+        }
+    )
+    with Repo(settings).ensure_ready() as repo:
+        store = repo.store
+        key = store.put_bytes(b"reused long ago, then forgotten")
+        _age(store, [key], 8 * DAY)
+        assert store.put_bytes(b"reused long ago, then forgotten") == key  # a note, then a refresh
+        notes = [p for p, _, _ in sweep.list_files(store, store.location.join(TMP, REUSED))]
+        assert len(notes) == 1
+        _age(store, [key], 7 * DAY)
+        _age_path(store, notes[0], 7 * DAY)
+        report = collect(repo, dry_run=False)
+        assert report.removed == [key] and report.kept_young == 0
+        assert not store.exists(key)
+        assert list(sweep.list_files(store, store.location.join(TMP, REUSED))) == []

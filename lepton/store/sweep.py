@@ -100,8 +100,9 @@ def remove_if_old(store: ObjectStore, key: str, cutoff: float) -> bool:
     time is at or after ``cutoff`` (refreshed between the look and the
     rename); a writer that looks after the rename finds it absent and
     writes it again. S3: copy aside, delete, then look for a writer's reuse
-    note (written before the writer's refresh, which fails once the object
-    is gone, making the writer store it again); with one, put it back."""
+    note made at or after ``cutoff`` (written before the writer's refresh,
+    which fails once the object is gone, making the writer store it again);
+    with one, put it back."""
     path, aside = store.path_of(key), _aside(store, key)
     with translate(store.url, key):
         if store.location.is_local:
@@ -132,7 +133,7 @@ def remove_if_old(store: ObjectStore, key: str, cutoff: float) -> bool:
                 raise
             return False
         store.fs.rm_file(path)
-        if _reuse_noted(store, key):
+        if _reuse_noted(store, key, cutoff):
             _put_back(store, aside, key)
             return False
         store.fs.rm_file(aside)
@@ -170,10 +171,20 @@ def _aside(store: ObjectStore, key: str) -> str:
     return store.location.join(TMP, ASIDE, f"{algo}-{digest}-{uuid.uuid4().hex}")
 
 
-def _reuse_noted(store: ObjectStore, key: str) -> bool:
+def _reuse_noted(store: ObjectStore, key: str, cutoff: float) -> bool:
+    """Whether a writer left a note, at or after ``cutoff``, that it reuses
+    the object. An older note is a reuse as old as the object's own time
+    (gc cleans it from tmp/ afterwards): counting it would keep the object
+    forever, each put-back giving it a new time."""
     bucket, prefix, _ = store.fs.split_path(store.reuse_note_prefix(key))
-    page = store.fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix, MaxKeys=1)
-    return bool(page.get("KeyCount") or page.get("Contents"))
+    more: dict[str, str] = {}
+    while True:
+        page = store.fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix, **more)
+        if any(n["LastModified"].timestamp() >= cutoff for n in page.get("Contents", []) or []):
+            return True
+        if not page.get("IsTruncated"):
+            return False
+        more = {"ContinuationToken": page["NextContinuationToken"]}
 
 
 def stale_uploads(store: ObjectStore, before: float) -> list[tuple[str, str]]:

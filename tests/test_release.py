@@ -5,6 +5,7 @@ deployed twice or another move came in between."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -12,7 +13,7 @@ from pipeline_helpers import prepare_data, project, write_repo
 from test_pipeline import _ctx, _run_steps
 
 from lepton.deploy.bundle import CURRENT, load_bundle
-from lepton.errors import Conflict, InvalidInput
+from lepton.errors import Conflict, IntegrityError, InvalidInput
 from lepton.pipeline import release
 from lepton.registry.entities import AliasMove
 
@@ -111,3 +112,27 @@ def test_a_target_that_cannot_be_switched_leaves_the_alias_where_it_was(workdir)
     with pytest.raises(OSError):
         release.deploy_model(ctx, other.id, "local", "production")
     assert ctx.repo.registry.alias("bc", "production").id == first
+
+
+def test_a_damaged_bundle_json_is_one_integrity_error_naming_the_file(workdir):  # type: ignore[no-untyped-def]
+    ctx, first, _ = _deployed(workdir)
+    bundle = workdir / "deploy" / (workdir / "deploy" / CURRENT).read_text()
+    index = json.loads((bundle / "bundle.json").read_bytes())
+    spec = next(rel for rel in index["files"] if rel.endswith("spec.json"))
+    weights = next(rel for rel in index["files"] if rel.startswith("parts/") and rel != spec)
+
+    def without(rel: str) -> bytes:
+        return json.dumps({**index, "files": {k: v for k, v in index["files"].items() if k != rel}}).encode()
+
+    damaged = {"not JSON": b"{", "no files list": json.dumps({"model": first}).encode()}
+    damaged |= {spec: without(spec), weights: without(weights)}
+    original = (bundle / "bundle.json").read_bytes()
+    for what, data in damaged.items():
+        (bundle / "bundle.json").write_bytes(data)
+        with pytest.raises(IntegrityError, match="bundle.json|lacks") as err:
+            load_bundle(str(bundle))
+        assert what in str(err.value) or what in ("not JSON", "no files list"), str(err.value)
+    (bundle / "bundle.json").write_bytes(original)
+    (bundle / weights).unlink()
+    with pytest.raises(IntegrityError, match=f"{weights} is listed in bundle.json but missing"):
+        load_bundle(str(bundle))

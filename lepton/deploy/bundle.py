@@ -140,31 +140,52 @@ def load_bundle(
         index = json.loads(fs.cat_file(f"{root}/bundle.json"))
     except FileNotFoundError as e:
         raise NotFound(f"{path}: no bundle.json (not a Lepton bundle)") from e
+    except ValueError as e:
+        raise IntegrityError(f"bundle {path}: bundle.json is not JSON ({e})") from e
+    listed = index.get("files") if isinstance(index, dict) else None
+    if not isinstance(listed, dict) or not isinstance(index.get("model"), str):
+        raise IntegrityError(f"bundle {path}: bundle.json lacks its 'model' id or 'files' list")
     files = {}
-    for rel, key in index["files"].items():
-        data = fs.cat_file(f"{root}/{rel}")
+    for rel, key in listed.items():
+        if not isinstance(rel, str) or ".." in rel.split("/") or rel.startswith("/"):
+            raise IntegrityError(f"bundle {path}: bundle.json lists {rel!r}, outside the bundle")
+        try:
+            data = fs.cat_file(f"{root}/{rel}")
+        except FileNotFoundError as e:
+            raise IntegrityError(f"bundle {path}: {rel} is listed in bundle.json but missing") from e
         actual = hashing.hash_bytes(data)
         if actual != key:
             raise IntegrityError(f"bundle {path}: {rel} hashes to {actual}, expected {key}")
         files[rel] = data
     model_id = index["model"]
+    _require(files, path, "model.json")
     if hashing.hash_bytes(files["model.json"]) != model_id:
         raise IntegrityError(f"bundle {path}: model.json does not match model id {model_id}")
     model = parse_manifest(files["model.json"], model_id)
     assert isinstance(model, Model)
     types = types or builtin_types()
     components = []
+    _require(files, path, *(f"parts/{part.name}/spec.json" for part in model.parts))
     for part in model.parts:
         spec = parse_manifest(files[f"parts/{part.name}/spec.json"], part.spec)
         assert isinstance(spec, ComponentSpec)
         comp = types.get(spec.type, f"bundle part {part.name}").from_config(spec.params, part.name)
         prefix = f"parts/{part.name}/"
-        comp.load(
-            {
-                k.removeprefix(prefix): v
-                for k, v in files.items()
-                if k.startswith(prefix) and not k.endswith("spec.json")
-            }
-        )
+        try:
+            comp.load(
+                {
+                    k.removeprefix(prefix): v
+                    for k, v in files.items()
+                    if k.startswith(prefix) and not k.endswith("spec.json")
+                }
+            )
+        except KeyError as e:
+            raise IntegrityError(f"bundle {path}: bundle.json does not list {prefix}{e.args[0]}") from e
         components.append(comp)
     return LoadedModel(model, model_id, components)
+
+
+def _require(files: dict[str, bytes], path: str, *needed: str) -> None:
+    missing = [rel for rel in needed if rel not in files]
+    if missing:
+        raise IntegrityError(f"bundle {path}: bundle.json does not list {', '.join(missing)}")

@@ -3,7 +3,8 @@ components, and the per-project set of component types."""
 
 from lepton.components.base import Component, ComponentTypes
 from lepton.components.interface import Interface, WiringError
-from lepton.components.sklearn_components import SKLEARN_COMPONENTS, UntrustedModel
+from lepton.components.sklearn_components import SKLEARN_COMPONENTS
+from lepton.components.skops_trust import UntrustedModel
 from lepton.components.torch_components import TORCH_COMPONENTS
 
 

@@ -1,8 +1,9 @@
 """Built-in scikit-learn components, saved with skops (never pickle).
 
-Loading checks the file's types against an explicit allow-list before
-skops builds anything: a file naming any other type (a custom class, a
-builtin function) is refused with UntrustedModel naming the type.
+Loading checks every type the file names against an exact allow-list
+(skops_trust) before skops builds anything: a file naming any other type (a
+custom class, a builtin function, a numpy function) is refused with
+UntrustedModel naming the file and the type.
 """
 
 from __future__ import annotations
@@ -19,15 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from lepton import hashing
 from lepton.components.base import Component
 from lepton.components.interface import Interface, WiringError, proba, require, vector
-from lepton.errors import IntegrityError
+from lepton.components.skops_trust import UntrustedModel, skops_loads
 
 STATE_FILE = "estimator.skops"
-# Type-name prefixes a skops file may name beyond skops' own defaults.
-TRUSTED_PREFIXES = ("sklearn.", "numpy.")
-
-
-class UntrustedModel(IntegrityError):
-    """A model file names a type outside the trusted list."""
 
 
 def skops_dumps(estimator: Any) -> bytes:
@@ -77,16 +72,6 @@ def _renumber(node: Any, ids: dict[int, int]) -> Any:
     if isinstance(node, list):
         return [_renumber(v, ids) for v in node]
     return node
-
-
-def skops_loads(data: bytes, where: str) -> Any:
-    import skops.io as sio
-
-    untrusted = sio.get_untrusted_types(data=data)
-    refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
-    if refused:
-        raise UntrustedModel(f"{where}: refusing to load untrusted type(s): {', '.join(refused)}")
-    return sio.loads(data, trusted=untrusted)
 
 
 class _Params(BaseModel):
@@ -147,7 +132,7 @@ class SklearnComponent(Component):
         return {STATE_FILE: skops_dumps(self.estimator)}
 
     def load(self, files: dict[str, bytes]) -> None:
-        est = skops_loads(files[STATE_FILE], f"{self.type} state")
+        est = skops_loads(files[STATE_FILE], f"{self.type} state {STATE_FILE}")
         got = f"{type(est).__module__}.{type(est).__qualname__}"
         if not got.endswith(self.estimator_class.rsplit(".", 1)[-1]):
             raise UntrustedModel(f"{self.type} state holds a {got}, expected {self.estimator_class}")

@@ -109,9 +109,10 @@ def collect(
     tick = (lambda phase: lambda n: progress(phase, n)) if progress else (lambda phase: None)
     now = sweep.clock(store, fallback=dry_run)
     listed = sweep.list_objects(store, tick("list"))  # before the registry is read
-    hard, soft, unreadable = _roots(repo)
-    reachable, bad = _walk(store, hard, soft, tick("read"))
-    unreadable |= bad
+    hard, soft, unreadable, logged = _roots(repo)
+    reachable, bad, referrers = _walk(store, hard, soft, tick("read"))
+    if bad:
+        unreadable |= _with_versions(repo, bad, _affected(bad, hard, referrers), logged)
     if unreadable and not force:
         shown = "; ".join(f"{k} ({why})" for k, why in sorted(unreadable.items())[:5])
         more = f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
@@ -119,8 +120,8 @@ def collect(
             f"gc removed nothing: {len(unreadable)} manifest(s), file listing(s) or log record(s) "
             "that must be kept cannot be read, "
             f"so the objects they name are unknown: {shown}{more}. Restore them from a backup "
-            "(`lepton verify` lists damaged objects), or run gc with --force to collect anyway "
-            "(the objects only they name are then removed)"
+            "(`lepton verify NAME@vN` reports the damaged objects of each version named), or run gc "
+            "with --force to collect anyway (the objects only they name are then removed)"
         )
     cutoff = now - grace_seconds
     live = _live_runs(repo, now)
@@ -177,27 +178,29 @@ def check_grace(grace_seconds: float, *, unsafe: bool = False) -> None:
 
 
 # ---- what is referenced -------------------------------------------------------
-def _roots(repo: Repo) -> tuple[set[str], set[str], dict[str, str]]:
+def _roots(repo: Repo) -> tuple[set[str], set[str], dict[str, str], dict[str, str]]:
     """(ids that must be kept and read, ids kept and read if they can be,
-    registry log records that cannot be read -> why)."""
+    registry log records that cannot be read -> why, ids in the registry
+    log -> the version it names them as)."""
     with repo.engine.connect() as conn:
         hard = set(conn.execute(select(t.artifacts.c.id).distinct()).scalars())
         hard |= set(conn.execute(select(t.aliases.c.id).distinct()).scalars())
         memo = select(t.memos.c.artifact_id).where(t.memos.c.kind.not_in(CACHE_ONLY_MEMOS)).distinct()
         soft = set(conn.execute(memo).scalars())
     logged, bad = _logged_ids(repo.store)
-    hard |= logged
-    return hard, soft - hard, bad
+    hard |= set(logged)
+    return hard, soft - hard, bad, logged
 
 
-def _logged_ids(store: ObjectStore) -> tuple[set[str], dict[str, str]]:
-    """Artifact ids in the store's registry log, and the records that cannot
-    be read (they name ids we cannot know)."""
+def _logged_ids(store: ObjectStore) -> tuple[dict[str, str], dict[str, str]]:
+    """Artifact ids in the store's registry log (-> the version that names
+    them, as NAME@vN or NAME@ALIAS), and the records that cannot be read
+    (they name ids we cannot know)."""
     base = store.location.join(LOG, "registry")
     paths = [p for p, _, _ in sweep.list_files(store, base) if p.endswith(".json")]
     with translate(store.url):
         found = _map(store, store.fs.cat_file, paths)
-    ids: set[str] = set()
+    ids: dict[str, str] = {}
     bad: dict[str, str] = {}
     for path, data in zip(paths, found, strict=True):
         try:
@@ -214,19 +217,22 @@ def _logged_ids(store: ObjectStore) -> tuple[set[str], dict[str, str]]:
         if not (isinstance(key, str) and hashing.is_key(key)):
             bad[path] = f"registry log record of a {event} names no object key: id is {key!r}"
             continue
-        ids.add(key)
+        tag = f"v{record.get('version')}" if event == "register" else record.get("alias")
+        ids.setdefault(key, f"{record.get('name')}@{tag}")
     return ids, bad
 
 
 def _walk(
     store: ObjectStore, hard: set[str], soft: set[str], tick: Callable[[int], None] | None
-) -> tuple[set[str], dict[str, str]]:
-    """Every key reachable from the roots, and the manifests (or a large
-    tree's listing objects) that could not be read, of those that must be
-    kept, with what is wrong with each. A listing object keeps every object
-    it names, so a tree keeps the files of each listing in its chain."""
+) -> tuple[set[str], dict[str, str], dict[str, set[str]]]:
+    """Every key reachable from the roots; the manifests (or a large tree's
+    listing objects) that could not be read, of those that must be kept,
+    with what is wrong with each; and, for each parent or listing object,
+    the manifests that name it. A listing object keeps every object it
+    names, so a tree keeps the files of each listing in its chain."""
     reachable: set[str] = set()
     unreadable: dict[str, str] = {}
+    referrers: dict[str, set[str]] = {}
     done: dict[bool, set[str]] = {True: set(), False: set()}  # read as required / not
     manifests = {k: True for k in hard} | {k: False for k in soft}
     listings: dict[str, bool] = {}  # listing objects still to read -> required
@@ -251,9 +257,45 @@ def _walk(
             chain = got.listing if isinstance(got, TreeDataset) else None
             nodes = [(p.id, manifests) for p in got.parents] + [(k, listings) for k in chain or ()]
             for k, into in nodes:
+                referrers.setdefault(k, set()).add(key)
                 if k not in done[True] and (required or k not in done[False]):
                     into[k] = into.get(k, False) or required
-    return reachable, unreadable
+    return reachable, unreadable, referrers
+
+
+def _affected(keys: Iterable[str], hard: set[str], referrers: dict[str, set[str]]) -> dict[str, set[str]]:
+    """For each key, the roots (versions) that name it, directly or through
+    parents and listing chains."""
+    found = {}
+    for key in keys:
+        seen, todo = {key}, [key]
+        while todo:
+            for k in referrers.get(todo.pop(), ()):
+                if k not in seen:
+                    seen.add(k)
+                    todo.append(k)
+        found[key] = seen & hard
+    return found
+
+
+def _with_versions(
+    repo: Repo, why: dict[str, str], roots: dict[str, set[str]], logged: dict[str, str]
+) -> dict[str, str]:
+    """``why`` with the versions each key belongs to (as the registry, else
+    the registry log, names them) after what is wrong with it."""
+    ids = set().union(*roots.values())
+    q = select(t.artifacts.c.id, t.artifacts.c.name, t.artifacts.c.version).where(t.artifacts.c.id.in_(ids))
+    with repo.engine.connect() as conn:
+        named = {(i, f"{n}@v{v}") for i, n, v in conn.execute(q)}
+    found = {i for i, _ in named}
+    named |= {(i, logged[i]) for i in ids - found if i in logged}
+    out = {}
+    for key, problem in why.items():
+        refs = sorted(ref for i, ref in named if i in roots[key])
+        more = f" and {len(refs) - 5} more" if len(refs) > 5 else ""
+        label = "version" if len(refs) == 1 else "versions"
+        out[key] = f"{problem}; {label} {', '.join(refs[:5])}{more}" if refs else problem
+    return out
 
 
 def _fetch(store: ObjectStore, key: str) -> bytes | str:

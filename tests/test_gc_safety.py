@@ -1,7 +1,8 @@
-"""gc on inputs, settings and timings that once broke it: registry log
-records of the wrong shape, versions whose manifest is stored packed, a
-grace too short for live writers, a retraining run's config stored just
-before the run, and a stale S3 reuse note."""
+"""gc on inputs and timings that once broke it: registry log records of the
+wrong shape, versions whose manifest is stored packed, a grace too short
+for live writers, a retraining run's config stored just before the run, a
+stale S3 reuse note, and a refusal that names the versions it concerns
+and the command that reports them."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from pipeline_helpers import project, write_project, write_repo
 from sqlalchemy import update
-from test_gc import HOUR, _age, _age_all, _age_path, _frame
+from test_gc import HOUR, _age, _age_all, _age_path, _break, _frame, _tree_versions
 
 from lepton.config import Settings
 from lepton.gc import MIN_GRACE, GcRefused, collect
@@ -201,3 +202,27 @@ def test_an_old_reuse_note_on_s3_neither_keeps_nor_refreshes_an_orphan(s3_server
         assert report.removed == [key] and report.kept_young == 0
         assert not store.exists(key)
         assert list(sweep.list_files(store, store.location.join(TMP, REUSED))) == []
+
+
+# ---- the refusal names the versions -----------------------------------------------------------------
+def test_the_refusal_names_the_versions_and_the_command_that_reports_them(repo, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    from lepton.data import listing
+
+    monkeypatch.setattr(listing, "LISTING_MIN", 8)
+    monkeypatch.setattr(listing, "MAX_CHAIN", 3)
+    repo.snapshot_data("d", _frame(1), key="id")
+    broken = repo.snapshot_data("e", _frame(2), key="id").version.id
+    _tree_versions(repo, tmp_path / "src", 3)
+    chain = repo.load(repo.resolve("tree@v3").id).listing  # type: ignore[attr-defined]
+    _age_all(repo.store)
+    _break(repo.store, broken, "missing")
+    _break(repo.store, chain[0], "corrupt")
+    with pytest.raises(GcRefused) as err:
+        collect(repo, dry_run=False)
+    message = str(err.value)
+    assert "`lepton verify`" not in message and "lepton verify NAME@vN" in message
+    assert f"{broken} (missing; version e@v1)" in message
+    assert all(f"tree@v{v}" in message for v in (1, 2, 3)) and "d@v1" not in message
+    found = repo.verify("e@v1")  # the command the message names reports what gc found
+    assert [f.key for f in found.findings] == [broken]
+    assert chain[0] in {f.key for f in repo.verify("tree@v3").findings}

@@ -91,7 +91,7 @@ def _phases() -> Iterator[Phase]:
 
 def _render(r: GcReport) -> None:
     for key, why in sorted(r.unreadable.items()):
-        err.print(f"[red]warning:[/red] manifest {key} cannot be read ({why}); collected anyway (--force)")
+        err.print(f"[red]warning:[/red] {key} cannot be read ({why}); collected anyway (--force)")
     verb = "would remove" if r.dry_run else "removed"
     out.print(f"{verb} {len(r.removed):,} object(s), {_size(r.freed_bytes)}")
     if r.dry_run:

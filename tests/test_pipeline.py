@@ -180,6 +180,28 @@ def test_relabel_reuses_unsupervised_fits(workdir):  # type: ignore[no-untyped-d
     assert [(s["name"], s["reused"]) for s in trained["stages"]] == [("scaler", True), ("head", False)]
 
 
+def _train_logreg(workdir: Path, features: list[str]) -> list[tuple[str, bool]]:
+    """prepare + fit for the logreg candidate on ``features``: (stage, reused) pairs."""
+    ctx = _ctx(workdir, project(features=features, candidates=project()["candidates"][:1]))
+    snap = prepare.snapshot_data(ctx)
+    comps = prepare.version_components(ctx, snap["dataset"], snap["labelset"])
+    trained = fit.train(
+        ctx, "logreg", snap["dataset"], snap["labelset"], comps["evalset"], comps["specs"]["logreg"]
+    )
+    return [(s["name"], s["reused"]) for s in trained["stages"]]
+
+
+def test_other_feature_columns_are_fitted_anew(workdir):  # type: ignore[no-untyped-def]
+    """The input interface says only how many features there are: another
+    list of as many columns, or the same columns in another order, must not
+    reuse the fits made on the first."""
+    fresh = [("scaler", False), ("head", False)]
+    assert _train_logreg(workdir, ["mean_radius", "mean_texture"]) == fresh
+    assert _train_logreg(workdir, ["mean_area", "mean_smoothness"]) == fresh
+    assert _train_logreg(workdir, ["mean_texture", "mean_radius"]) == fresh
+    assert _train_logreg(workdir, ["mean_radius", "mean_texture"]) == [("scaler", True), ("head", True)]
+
+
 PLUGIN = """
 import numpy as np
 from lepton.components import Component

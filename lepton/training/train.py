@@ -60,10 +60,18 @@ class Trained:
         return sum(s.seconds for s in self.stages)
 
 
-def fit_key(stage: Stage, inputs: Inputs, upstream_fit: str | None, label_dependent: bool) -> str:
-    """What a fit depends on: the spec's content (not its name), the data,
-    the split, the labels only if this or an upstream stage reads them,
-    the upstream fit, and the seed."""
+def fit_key(
+    stage: Stage,
+    inputs: Inputs,
+    upstream_fit: str | None,
+    label_dependent: bool,
+    features: tuple[str, ...],
+) -> str:
+    """What a fit depends on: the spec's content (not its name), the data
+    and which of its columns, in which order, the split, the labels only if
+    this or an upstream stage reads them, the upstream fit, and the seed.
+    The spec's input interface gives only the number of features, so two
+    column lists of one length would otherwise share their fits."""
     s = stage.spec
     doc = {
         "type": s.type,
@@ -71,6 +79,7 @@ def fit_key(stage: Stage, inputs: Inputs, upstream_fit: str | None, label_depend
         "code": s.code,
         "input": s.input.model_dump(mode="json"),
         "dataset": inputs.dataset,
+        "features": list(features),
         "evalset": inputs.evalset,
         "labelset": inputs.labelset if label_dependent else None,
         "upstream": upstream_fit,
@@ -99,7 +108,7 @@ def train_candidate(
     for stage, spec_id in zip(stages, spec_ids, strict=True):
         comp = stage.component
         label_dependent |= comp.supervised
-        key = fit_key(stage, inputs, upstream, label_dependent)
+        key = fit_key(stage, inputs, upstream, label_dependent, arrays.features)
         found = memo.memo_get(key)
         started = time.perf_counter()
         if found is not None:

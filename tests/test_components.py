@@ -230,3 +230,33 @@ def test_torch_trainings_in_threads_of_one_process_take_turns() -> None:
         t.join()
     assert seen == {"seed": 1, "threads": 1}
     assert order == ["first done", "second in"]
+
+
+@pytest.mark.parametrize("unseen", [1, 2])
+@pytest.mark.parametrize(
+    ("type_name", "params"),
+    [
+        ("sklearn.logistic_regression", {}),
+        ("sklearn.random_forest", {"n_estimators": 5}),
+        ("torch.mlp", {"epochs": 40, "hidden": [16], "lr": 0.01}),
+    ],
+)
+def test_class_unseen_in_training_keeps_its_column(type_name, params, unseen, digits):  # type: ignore[no-untyped-def]
+    """Wired for 3 classes, fitted on samples of two: the output still has
+    one column per class, each at its own index (class 2 is not reported as
+    class 1), the unseen one included; a reload from the saved files keeps it."""
+    x, y = digits
+    keep = (y == 0) | (y == 1)
+    other = 2 if unseen == 1 else 1
+    x, y = x[keep], np.where(y[keep] == 1, other, 0)
+    three = ("a", "b", "c")
+    c = make(type_name, **params)
+    assert c.output(vector(64), three, "head", "data").shape == (3,)
+    c.fit(x, y, seed=0)
+    fresh = make(type_name, **params)  # never wired: knows the width only from the files
+    fresh.load(c.save())
+    for model in (c, fresh):
+        p = model.predict_proba(x)
+        assert p.shape == (len(x), 3)
+        assert (p[:, unseen] == 0).all() if type_name.startswith("sklearn") else p[:, unseen].max() < 0.5
+        assert (p.argmax(axis=1) == y).mean() > 0.95

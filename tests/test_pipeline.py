@@ -202,6 +202,25 @@ def test_other_feature_columns_are_fitted_anew(workdir):  # type: ignore[no-unty
     assert _train_logreg(workdir, ["mean_radius", "mean_texture"]) == [("scaler", True), ("head", True)]
 
 
+def test_class_without_training_samples_is_refused_before_training(workdir):  # type: ignore[no-untyped-def]
+    """One sample of a new class: the evaluation set draws it, none is left to
+    train on, and a model fitted without the class would mislabel. Training
+    is refused with one error naming the class, before any fit."""
+    labels = pd.read_csv(workdir / "data/labels.csv")
+    labels.loc[3, "label"] = "indeterminate"
+    labels.to_csv(workdir / "data/labels.csv", index=False)
+    ctx = _ctx(workdir, project())
+    snap = prepare.snapshot_data(ctx)
+    comps = prepare.version_components(ctx, snap["dataset"], snap["labelset"])
+    with pytest.raises(InvalidInput, match="no training samples") as err:
+        fit.train(
+            ctx, "logreg", snap["dataset"], snap["labelset"], comps["evalset"], comps["specs"]["logreg"]
+        )
+    assert "'indeterminate' (1 labelled sample(s) in all" in str(err.value)
+    assert "benign" not in str(err.value) and "malignant" not in str(err.value)
+    assert not _kinds(ctx) & {"fit", "model"}
+
+
 PLUGIN = """
 import numpy as np
 from lepton.components import Component

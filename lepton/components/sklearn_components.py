@@ -21,8 +21,10 @@ from lepton import hashing
 from lepton.components.base import Component
 from lepton.components.interface import Interface, WiringError, proba, require, vector
 from lepton.components.skops_trust import UntrustedModel, skops_loads
+from lepton.errors import IntegrityError
 
 STATE_FILE = "estimator.skops"
+CLASSES_FILE = "classes.json"  # a final component's class count: {"n_classes": k}
 
 
 def skops_dumps(estimator: Any) -> bytes:
@@ -87,6 +89,7 @@ class SklearnComponent(Component):
     def __init__(self, params: BaseModel) -> None:
         super().__init__(params)
         self.estimator: Any = None
+        self.n_classes: int | None = None  # a final one's: known from its wiring, kept in its state
 
     def make(self, seed: int) -> Any:
         raise NotImplementedError
@@ -94,6 +97,7 @@ class SklearnComponent(Component):
     def output(self, given: Interface, classes: tuple[str, ...], name: str, upstream: str) -> Interface:
         require(given, self.accepts, upstream=upstream, component=name, wants=self.wants())
         if self.final:
+            self.n_classes = len(classes)
             return proba(classes)
         return self.transformed(given, name, upstream)
 
@@ -117,7 +121,17 @@ class SklearnComponent(Component):
         return np.asarray(out, dtype=np.float32)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.estimator.predict_proba(x), dtype=np.float32)
+        """One column per class: scikit-learn returns columns only for the
+        classes it saw in training (``classes_``), which are placed at their
+        own index; a class it never saw gets probability 0."""
+        out = np.asarray(self.estimator.predict_proba(x), dtype=np.float32)
+        seen = np.asarray(self.estimator.classes_, dtype=np.int64)
+        width = max(self.n_classes or 0, int(seen.max()) + 1)
+        if len(seen) == width:  # sorted and distinct: every class, in order
+            return out
+        spread = np.zeros((len(out), width), dtype=np.float32)
+        spread[:, seen] = out
+        return spread
 
     def n_params(self) -> int:
         total = 0
@@ -129,14 +143,30 @@ class SklearnComponent(Component):
         return total
 
     def save(self) -> dict[str, bytes]:
-        return {STATE_FILE: skops_dumps(self.estimator)}
+        files = {STATE_FILE: skops_dumps(self.estimator)}
+        if self.final:
+            n = max(self.n_classes or 0, int(np.max(self.estimator.classes_)) + 1)
+            files[CLASSES_FILE] = json.dumps({"n_classes": n}).encode()
+        return files
 
     def load(self, files: dict[str, bytes]) -> None:
         est = skops_loads(files[STATE_FILE], f"{self.type} state {STATE_FILE}")
         got = f"{type(est).__module__}.{type(est).__qualname__}"
         if not got.endswith(self.estimator_class.rsplit(".", 1)[-1]):
             raise UntrustedModel(f"{self.type} state holds a {got}, expected {self.estimator_class}")
+        if CLASSES_FILE in files:  # absent in fits saved before it was kept
+            self.n_classes = _class_count(files[CLASSES_FILE], f"{self.type} state {CLASSES_FILE}")
         self.estimator = est
+
+
+def _class_count(data: bytes, where: str) -> int:
+    try:
+        n = json.loads(data)["n_classes"]
+    except (ValueError, TypeError, KeyError) as e:
+        raise IntegrityError(f"{where}: not a class count: {e}") from e
+    if type(n) is not int or n < 1:
+        raise IntegrityError(f"{where}: n_classes must be a positive integer, got {n!r}")
+    return n
 
 
 class StandardScaler(SklearnComponent):

@@ -67,12 +67,14 @@ class TorchClassifier(Component):
         super().__init__(params)
         self.module: Any = None
         self.shapes: dict[str, Any] = {}
+        self.n_classes: int | None = None  # known from its wiring
 
     def build(self, in_shape: tuple[int, ...], n_classes: int) -> Any:
         raise NotImplementedError
 
     def output(self, given: Interface, classes: tuple[str, ...], name: str, upstream: str) -> Interface:
         require(given, self.accepts, upstream=upstream, component=name, wants=self.wants())
+        self.n_classes = len(classes)
         return proba(classes)
 
     def wants(self) -> str:
@@ -84,7 +86,8 @@ class TorchClassifier(Component):
 
         assert y is not None
         p = self.params
-        n_classes = int(y.max()) + 1
+        # one output per class of the wiring, seen in training or not
+        n_classes = max(self.n_classes or 0, int(y.max()) + 1)
         self.shapes = {"in_shape": list(x.shape[1:]), "n_classes": n_classes}
         with deterministic(seed) as gen:
             self.module = self.build(tuple(x.shape[1:]), n_classes)

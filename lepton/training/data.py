@@ -137,6 +137,8 @@ def load_arrays(
     in_eval = keys.isin(set(eval_keys))
     label_of = dict(zip(labels[labelset.key].astype(str), labels[labelset.label].astype(str), strict=True))
     train_mask = ~in_eval & keys.map(lambda k: k in label_of)
+    y_train = np.array([index[label_of[k]] for k in keys[train_mask]], dtype=np.int64)
+    require_training_samples(classes, y_train, list(label_of.values()), evalset.name)
     as_x = _as_text if interface.kind == "text" else _as_numeric
     by_key = frame.set_index(keys)
     return Arrays(
@@ -145,11 +147,31 @@ def load_arrays(
         interface=interface,
         x_fit=as_x(frame.loc[~in_eval.to_numpy(), list(features)]),
         x_train=as_x(frame.loc[train_mask.to_numpy(), list(features)]),
-        y_train=np.array([index[label_of[k]] for k in keys[train_mask]], dtype=np.int64),
+        y_train=y_train,
         x_eval=as_x(by_key.loc[eval_keys, list(features)]),
         y_eval=np.array([index[v] for v in held[evalset.label].astype(str)], dtype=np.int64),
         eval_keys=eval_keys.to_numpy(),
     )
+
+
+def require_training_samples(
+    classes: tuple[str, ...], y_train: np.ndarray, labels: list[str], evalset: str
+) -> None:
+    """A class with no training sample cannot be learnt: a model fitted
+    without it would score every sample on the other classes only (or, with
+    its columns shifted, mislabel them), so training is refused first."""
+    seen = np.bincount(y_train, minlength=len(classes))
+    missing = [c for c, n in zip(classes, seen, strict=True) if n == 0]
+    if missing:
+        total = pd.Series(labels, dtype=object).value_counts()
+        named = "; ".join(
+            f"'{c}' ({int(total.get(c, 0))} labelled sample(s) in all, none outside evaluation set {evalset})"
+            for c in missing
+        )
+        raise InvalidInput(
+            f"class(es) with no training samples: {named}. Label more samples of each "
+            "(new ones train: the evaluation set is pinned), or relabel them to another class"
+        )
 
 
 def _as_numeric(frame: pd.DataFrame) -> np.ndarray:

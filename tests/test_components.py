@@ -260,3 +260,44 @@ def test_class_unseen_in_training_keeps_its_column(type_name, params, unseen, di
         assert p.shape == (len(x), 3)
         assert (p[:, unseen] == 0).all() if type_name.startswith("sklearn") else p[:, unseen].max() < 0.5
         assert (p.argmax(axis=1) == y).mean() > 0.95
+
+
+@pytest.mark.parametrize(
+    ("chain", "refused"),
+    [
+        (
+            [
+                ("reshape", {"shape": [5, 6]}),
+                ("sklearn.standard_scaler", {}),
+                ("sklearn.logistic_regression", {}),
+            ],
+            "reshape",
+        ),
+        ([("reshape", {"shape": [1, 3, 10]}), ("torch.small_cnn", {})], "torch.small_cnn"),
+        ([("reshape", {"shape": [30, 1, 1]}), ("torch.small_cnn", {})], "torch.small_cnn"),
+        ([("reshape", {"shape": [2, 3, 5]}), ("torch.small_cnn", {})], "torch.small_cnn"),
+    ],
+)
+def test_wirings_that_training_cannot_run_fail_the_wiring_check(chain, refused):  # type: ignore[no-untyped-def]
+    """30 features: a 2-D reshape is neither a vector nor an image, and the
+    CNN's two 2x2 pools need each side at least 4."""
+    given, upstream = vector(30), "data"
+    with pytest.raises(WiringError) as err:
+        for name, params in chain:
+            given = make(name, **params).output(given, CLASSES, name, upstream)
+            upstream = name
+    assert name == refused and f"'{refused}'" in str(err.value)
+
+
+@pytest.mark.parametrize("shape", [[1, 4, 4], [2, 5, 6], [1, 4, 16]])
+def test_smallest_images_the_cnn_takes_train(shape, digits):  # type: ignore[no-untyped-def]
+    x, y = digits
+    n = int(np.prod(shape))
+    x = np.ascontiguousarray(x[:, :n])
+    given: Interface = vector(n)
+    for name, params in [("reshape", {"shape": shape}), ("torch.small_cnn", {"epochs": 1, "channels": 2})]:
+        c = make(name, **params)
+        given = c.output(given, CLASSES, name, "up")
+        c.fit(x, y if c.supervised else None, seed=0)
+        x = c.predict_proba(x) if c.final else c.transform(x)
+    assert x.shape == (len(y), 10)

@@ -68,6 +68,46 @@ def test_incompatible_wiring_fails_before_training(workdir):  # type: ignore[no-
     assert not _kinds(ctx) & {"component", "fit", "model"}  # nothing versioned, nothing trained
 
 
+@pytest.mark.parametrize(
+    ("wiring", "refused"),
+    [
+        (
+            [
+                {"name": "to-grid", "type": "reshape", "params": {"shape": [5, 6]}},
+                {"name": "scaler", "type": "sklearn.standard_scaler"},
+                {"name": "head", "type": "sklearn.logistic_regression"},
+            ],
+            "to-grid",
+        ),
+        (
+            [
+                {"name": "to-image", "type": "reshape", "params": {"shape": [1, 3, 10]}},
+                {"name": "cnn", "type": "torch.small_cnn"},
+            ],
+            "cnn",
+        ),
+        (
+            [
+                {"name": "to-image", "type": "reshape", "params": {"shape": [30, 1, 1]}},
+                {"name": "cnn", "type": "torch.small_cnn"},
+            ],
+            "cnn",
+        ),
+    ],
+)
+def test_wiring_training_cannot_run_fails_before_training(workdir, wiring, refused):  # type: ignore[no-untyped-def]
+    """On the 30 breast_cancer features: a 2-D reshape (neither vector nor
+    image) and images smaller than the CNN's two pools need (4x4) used to
+    pass the check and crash in training."""
+    doc = project()
+    doc["candidates"][1]["components"] = wiring
+    ctx = _ctx(workdir, doc)
+    snap = prepare.snapshot_data(ctx)
+    with pytest.raises(WiringError, match=f"component '{refused}'"):
+        prepare.version_components(ctx, snap["dataset"], snap["labelset"])
+    assert not _kinds(ctx) & {"component", "fit", "model"}
+
+
 def test_policy_with_unknown_metric_is_refused_naming_the_field(tmp_path):  # type: ignore[no-untyped-def]
     doc = project()
     doc["policy"]["primary"] = "f2_score"

@@ -166,6 +166,17 @@ class SmallCNN(TorchClassifier):
     def wants(self) -> str:
         return "an image tensor [channels x height x width]"
 
+    def output(self, given: Interface, classes: tuple[str, ...], name: str, upstream: str) -> Interface:
+        produced = super().output(given, classes, name, upstream)
+        # two 2x2 max-pools (after size-keeping 3x3 convolutions): each side
+        # must be at least 4 for the second pool to have an output
+        if given.shape is not None and (len(given.shape) != 3 or min(given.shape[1:]) < 4):
+            raise WiringError(
+                f"component '{name}' pools each side of its image by 4 but '{upstream}' "
+                f"produces {given}: it needs [channels x height x width], height and width at least 4"
+            )
+        return produced
+
     def build(self, in_shape: tuple[int, ...], n_classes: int) -> Any:
         from torch import nn
 
@@ -201,6 +212,11 @@ class Reshape(Component):
             raise WiringError(
                 f"component '{name}' reshapes to {'x'.join(map(str, shape))} "
                 f"({math.prod(shape)} values) but '{upstream}' produces {given}"
+            )
+        if len(shape) not in (1, 3):
+            raise WiringError(
+                f"component '{name}' reshapes '{upstream}' to {'x'.join(map(str, shape))}: a shape "
+                "must be [n] (a vector) or [channels, height, width] (an image)"
             )
         kind = "image" if len(shape) == 3 else "vector"
         return Interface(kind=kind, dtype=given.dtype, shape=shape)

@@ -15,7 +15,7 @@ import pytest
 
 from lepton.data import filechunks as fc
 from lepton.data import trees
-from lepton.data.statecache import StateCache, scan_local
+from lepton.data.statecache import StateCache, hash_local, scan_local
 from lepton.errors import IntegrityError, InvalidInput
 from lepton.filesource import open_source
 from lepton.manifest import TreeDataset
@@ -243,6 +243,33 @@ def test_a_file_changing_while_stored_is_refused(repo, tmp_path):
     stale = f._replace(mtime_ns=f.mtime_ns - 1)
     with pytest.raises(InvalidInput, match="changed while it was being stored"):
         trees._put_local(repo.store, None, (), "src", None, stale)
+
+
+def test_a_listed_file_that_cannot_be_read_is_one_error_naming_it(repo, tmp_path):
+    src = tmp_path / "src"
+    write(src, {"a.txt": b"abc", "gone.txt": b"xyz"})
+    listed = {f.rel: f for f in scan_local(str(src), "src")}
+    (src / "gone.txt").unlink()
+    with pytest.raises(InvalidInput, match="src: gone.txt: cannot read it: No such file"):
+        trees._put_local(repo.store, None, (), "src", None, listed["gone.txt"])
+    with pytest.raises(InvalidInput, match=f"{src / 'gone.txt'}: cannot read it"):
+        hash_local(listed["gone.txt"])
+
+
+def test_a_tree_snapshot_that_cannot_read_a_file_registers_nothing(repo, tmp_path, monkeypatch):
+    src = tmp_path / "src"
+    small_tree(src, 20)
+    real_scan = trees.scan_local
+
+    def scan_then_lose_one(root, label):  # type: ignore[no-untyped-def]
+        files = real_scan(root, label)
+        os.unlink(files[-1].path)  # between the listing and the read, as a concurrent delete would
+        return files
+
+    monkeypatch.setattr(trees, "scan_local", scan_then_lose_one)
+    with pytest.raises(InvalidInput, match="cannot read it"):
+        repo.snapshot_data("t", str(src))
+    assert not repo.registry.has_name("t")
 
 
 def test_snapshot_without_state_cache(repo, tmp_path):

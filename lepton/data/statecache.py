@@ -31,6 +31,7 @@ repository whatever its store.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -275,10 +276,20 @@ def _retry_locked(fn, timeout: float = BUSY_TIMEOUT_S):  # type: ignore[no-untyp
 # ---- keys of local files, through the cache ------------------------------------------
 def hash_local(f: LocalFile) -> str | None:
     """The file's key, or None if it changed while being read (then not to be cached)."""
-    with open(f.path, "rb") as stream:
+    with open_source(f.path, f.path) as stream:
         key, _ = hashing.hash_stream(stream)
         same = stat_of(os.fstat(stream.fileno())) == f.stat
     return key if same else None
+
+
+def open_source(path: str, what: str) -> io.FileIO:
+    """A listed file opened to be read (unbuffered: a read is one read(2));
+    one that cannot be (permissions, removed since it was listed) is one
+    InvalidInput naming it as ``what``."""
+    try:
+        return open(path, "rb", buffering=0)
+    except OSError as e:
+        raise InvalidInput(f"{what}: cannot read it: {e.strerror}") from e
 
 
 def racy_window(mtime_ns: int) -> int:
@@ -294,7 +305,7 @@ def racy_window(mtime_ns: int) -> int:
 
 
 def hash_path(path: str) -> str:
-    with open(path, "rb") as stream:
+    with open_source(path, path) as stream:
         return hashing.hash_stream(stream)[0]
 
 
@@ -320,5 +331,5 @@ def file_key(path: str, state: StateCache | None) -> str | None:
     cannot be read (the table reader then says why)."""
     try:
         return key_of(path, state)[0]
-    except OSError:
+    except (OSError, InvalidInput):
         return None

@@ -26,7 +26,16 @@ from pydantic import BaseModel
 from lepton import hashing
 from lepton.data import filechunks as fc
 from lepton.data import listing
-from lepton.data.statecache import LocalFile, StateCache, hash_local, hash_path, key_of, scan_local, stat_of
+from lepton.data.statecache import (
+    LocalFile,
+    StateCache,
+    hash_local,
+    hash_path,
+    key_of,
+    open_source,
+    scan_local,
+    stat_of,
+)
 from lepton.errors import InvalidInput
 from lepton.manifest import FileEntry, TreeDataset
 from lepton.store.fs import Location
@@ -173,7 +182,7 @@ def _put_local(
     progress: Progress | None,
     f: LocalFile,
 ) -> FileEntry:
-    with open(f.path, "rb", buffering=0) as stream:  # a FileIO: a read is one read(2), no buffer object
+    with open_source(f.path, f"{label}: {f.rel}") as stream:
         entry = _put(store, staging, known, f.rel, f.size, stream)
         if stat_of(os.fstat(stream.fileno())) != f.stat:
             raise InvalidInput(f"{label}: {f.rel} changed while it was being stored; snapshot again")

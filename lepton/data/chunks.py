@@ -29,14 +29,29 @@ MAX_ROWS = 8 * TARGET_ROWS
 Progress = Callable[[int], None]
 
 
-def row_hashes(frame: pd.DataFrame, key: str | None) -> np.ndarray:
-    """A stable 64-bit hash per row (of the key column, or of every column)."""
+def row_hashes(frame: pd.DataFrame, key: str | None, *, exact: bool = False) -> np.ndarray:
+    """A stable 64-bit hash per row (of the key column, or of every column).
+    ``exact``: floats are hashed by their bits (-0.0 differs from 0.0; every
+    NaN is one NaN), for deciding whether rows changed. Chunk boundaries use
+    the hash without it, so boundaries stored before it stay where they were."""
     cols = frame[[key]] if key else frame
+    if exact:
+        cols = cols.apply(float_bits)
     try:
         hashed = pd.util.hash_pandas_object(cols, index=False)
     except TypeError:  # nested values (lists, structs) are hashed by their JSON text
         hashed = pd.util.hash_pandas_object(cols.apply(canonical_column), index=False)
     return hashed.to_numpy(dtype=np.uint64)
+
+
+def float_bits(col: pd.Series) -> pd.Series:
+    """A numpy float column as its values' bit patterns (NaNs made one NaN);
+    any other column as it is."""
+    if not isinstance(col.dtype, np.dtype) or col.dtype.kind != "f":
+        return col
+    values = col.to_numpy(dtype=np.float64, copy=True)
+    values[np.isnan(values)] = np.nan
+    return pd.Series(values.view(np.uint64), index=col.index, name=col.name)
 
 
 def canonical_column(col: pd.Series) -> pd.Series:
@@ -121,7 +136,7 @@ def write_chunks(
     With a key and the ``previous`` version's chunks, a chunk whose keys match
     a previous chunk's but whose rows differ a little is stored as a patch."""
     table = to_arrow(frame, source)
-    content = row_hashes(table.to_pandas(), None) if key and previous else None
+    content = row_hashes(table.to_pandas(), None, exact=True) if key and previous else None
     earlier = _Earlier(store, previous, key) if content is not None else None
     chunks = []
     for start, end in boundaries(row_hashes(frame, key), target, lo, hi):
@@ -160,7 +175,8 @@ class _Earlier:
                 if self.key not in rows.column_names:  # the previous version had other columns
                     continue
                 held = patches.Chain(rows, chain.positions)  # the rows alone: the base and patches let go
-                self.by_keys[_key_sequence(rows, self.key)] = (c, held, row_hashes(rows.to_pandas(), None))
+                hashes = row_hashes(rows.to_pandas(), None, exact=True)
+                self.by_keys[_key_sequence(rows, self.key)] = (c, held, hashes)
         return self.by_keys
 
     def patch(self, part: pa.Table, hashes: np.ndarray) -> Chunk | None:

@@ -206,7 +206,7 @@ def _differs(a: pd.Series, b: pd.Series) -> np.ndarray:
     """Per row: does the value differ? A retyped column is compared by value
     (3 and 3.0 are the same value), not by its typed hash."""
     if a.dtype == b.dtype:
-        return row_hashes(a.to_frame(), None) != row_hashes(b.to_frame(), None)
+        return row_hashes(a.to_frame(), None, exact=True) != row_hashes(b.to_frame(), None, exact=True)
     return np.array([not _same(x, y) for x, y in zip(a.tolist(), b.tolist(), strict=True)])
 
 
@@ -225,8 +225,8 @@ def _missing(v: Any) -> bool:
 
 def _by_content(da: pd.DataFrame, db: pd.DataFrame, common: list[str]):  # type: ignore[no-untyped-def]
     """Without a key, rows are compared as a multiset of their content."""
-    ha = row_hashes(da[common], None) if len(da) else []
-    hb = row_hashes(db[common], None) if len(db) else []
+    ha = row_hashes(da[common], None, exact=True) if len(da) else []
+    hb = row_hashes(db[common], None, exact=True) if len(db) else []
     ca, cb = Counter(ha.tolist() if len(da) else []), Counter(hb.tolist() if len(db) else [])
     extra_b, extra_a = cb - ca, ca - cb
 

@@ -23,7 +23,7 @@ from lepton import hashing
 from lepton.errors import AmbiguousRef, Conflict, InvalidInput, NotFound, StorageError
 from lepton.manifest import NAME_RE, validate_name
 from lepton.registry import schema as t
-from lepton.registry.entities import Alias, AliasMove, ArtifactVersion, Run
+from lepton.registry.entities import Alias, AliasMove, ArtifactVersion
 from lepton.registry.rows import (
     check_artifact,
     iso,
@@ -31,8 +31,8 @@ from lepton.registry.rows import (
     to_alias,
     to_alias_move,
     to_artifact,
-    to_run,
 )
+from lepton.registry.runs import RunRecords
 
 RESERVED_ALIASES = {"latest"}
 _VERSION_RE = re.compile(r"^v(\d+)$")
@@ -58,7 +58,7 @@ class Journal(Protocol):
 WriteObserver = Callable[[str, float], None]  # (operation, seconds of its transaction)
 
 
-class Registry:
+class Registry(RunRecords):
     def __init__(
         self, engine: Engine, journal: Journal | None, on_write: WriteObserver | None = None
     ) -> None:
@@ -356,57 +356,6 @@ class Registry:
         with self.engine.connect() as conn:
             rows = conn.execute(q.order_by(t.alias_history.c.pk)).all()
         return [to_alias_move(r) for r in rows]
-
-    # ---- runs -------------------------------------------------------------
-    def start_run(
-        self,
-        id: str,
-        *,
-        flow_run_id: str | None = None,
-        params: dict[str, Any] | None = None,
-        creator: str | None = None,
-    ) -> Run:
-        row = {
-            "id": id,
-            "flow_run_id": flow_run_id,
-            "status": "running",
-            "started_at": now(),
-            "ended_at": None,
-            "creator": creator,
-            "params": json.dumps(params or {}, sort_keys=True),
-        }
-
-        def tx(conn: Connection) -> None:
-            conn.execute(t.runs.insert().values(**row))
-            self._log("registry", {"event": "run", **row, "started_at": iso(row["started_at"])})
-
-        self._write(tx)
-        return self.get_run(id)
-
-    def finish_run(self, id: str, status: str) -> Run:
-        def tx(conn: Connection) -> None:
-            ts = now()
-            done = conn.execute(t.runs.update().where(t.runs.c.id == id).values(status=status, ended_at=ts))
-            if done.rowcount != 1:  # nothing to finish: log nothing
-                raise NotFound(f"no run {id}")
-            self._log("registry", {"event": "run_end", "id": id, "status": status, "ended_at": iso(ts)})
-
-        self._write(tx)
-        return self.get_run(id)
-
-    def get_run(self, id: str) -> Run:
-        if "\x00" in id:
-            raise InvalidInput(f"invalid run id {id!r}")
-        with self.engine.connect() as conn:
-            row = conn.execute(select(t.runs).where(t.runs.c.id == id)).first()
-        if row is None:
-            raise NotFound(f"no run {id}")
-        return to_run(row)
-
-    def runs(self, limit: int = 50) -> list[Run]:
-        q = select(t.runs).order_by(t.runs.c.started_at.desc()).limit(limit)
-        with self.engine.connect() as conn:
-            return [to_run(r) for r in conn.execute(q)]
 
 
 def _operation(tx: Callable[..., Any]) -> str:

@@ -62,7 +62,7 @@ def _table(store: ObjectStore, manifest: TableDataset | Labelset, dest: Path) ->
         if fmt == "jsonl":
             _write_jsonl(pa.concat_tables(_chunks(store, manifest)).to_pandas(), tmp)
         else:
-            _write_streaming(store, manifest, tmp, fmt)
+            _write_streaming(store, manifest, tmp, fmt, dest)
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
@@ -91,7 +91,9 @@ def _in_order(fn: Callable[[Any], T], items: Iterable[Any]) -> Iterator[T]:
             yield got
 
 
-def _write_streaming(store: ObjectStore, manifest: TableDataset | Labelset, path: str, fmt: str) -> None:
+def _write_streaming(
+    store: ObjectStore, manifest: TableDataset | Labelset, path: str, fmt: str, dest: Path
+) -> None:
     """Chunk by chunk into one Parquet or CSV/TSV file: memory holds a few
     chunks, not the table. Columns Arrow's CSV writer cannot write (nested
     ones) go through pandas, on the whole table."""
@@ -117,6 +119,7 @@ def _write_streaming(store: ObjectStore, manifest: TableDataset | Labelset, path
         return
     sep = "," if fmt == "csv" else "\t"
     schema = read_chunk(store, manifest.chunks[0]).schema if manifest.chunks else None
+    _check_text(schema, dest, fmt)
     if schema is None or any(pa.types.is_nested(f.type) for f in schema):  # Arrow's CSV writer cannot
         pa.concat_tables(_chunks(store, manifest)).to_pandas().to_csv(path, index=False, sep=sep)
         return
@@ -143,6 +146,25 @@ def _write_streaming(store: ObjectStore, manifest: TableDataset | Labelset, path
     with pagecache.WriteBehind(path) as out:
         for block in _in_order(text, enumerate(manifest.chunks)):
             out.write(block)
+
+
+def _check_text(schema: pa.Schema | None, dest: Path, fmt: str) -> None:
+    """Bytes have no text form in CSV/TSV: a binary column is refused by
+    name, before a row is written (JSONL writes them as base64)."""
+    for field in schema or ():
+        if _has_binary(field.type):
+            raise InvalidInput(
+                f"{dest}: column '{field.name}' holds bytes ({field.type}), which {fmt.upper()} "
+                "cannot hold; check it out as .parquet (or .jsonl, bytes as base64)"
+            )
+
+
+def _has_binary(t: pa.DataType) -> bool:
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        return True
+    if getattr(pa.types, "is_binary_view", lambda _: False)(t):
+        return True
+    return any(_has_binary(t.field(i).type) for i in range(t.num_fields))
 
 
 def _stored(store: ObjectStore, chunk: Chunk, schema: pa.Schema) -> pa.Table | None:

@@ -201,6 +201,35 @@ def test_a_csv_of_numbers_checks_out_as_the_numbers_it_had(repo, tmp_path):  # t
     assert out.read_text().splitlines()[1:] == src.read_text().splitlines()[1:]
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])  # the streaming and the whole-file reader
+def test_only_an_empty_field_is_null(repo, tmp_path, suffix):  # type: ignore[no-untyped-def]
+    """Text such as NA, null, None or nan is a value, read the same by both
+    readers; a key or label NA is a key or label; NaN in a float column is a float."""
+    import gzip
+
+    text = 'code,name,f\nNA,NA,nan\nnull,null,1.5\nNone,None,NaN\nnan,nan,\nN/A,,inf\nUS,"",2\n'
+    src = tmp_path / f"t{suffix}"
+    src.write_bytes(gzip.compress(text.encode()) if suffix.endswith(".gz") else text.encode())
+    repo.snapshot_data("texts", src, key="code")
+    table = repo.read_table("texts@v1")
+    assert table["code"].tolist() == ["NA", "null", "None", "nan", "N/A", "US"]
+    assert table["name"].tolist()[:4] == ["NA", "null", "None", "nan"]
+    assert table["name"].isna().tolist() == [False] * 4 + [True, True]
+    assert str(table["f"].dtype) == "float64" and table["f"].tolist()[1::4] == [1.5, 2.0]
+    assert np.isinf(table["f"][4]) and table["f"].isna().tolist()[3]
+    if suffix == ".csv":  # the streaming reader keeps NaN a float, apart from the empty field's null
+        import pyarrow.parquet as pq
+
+        f = pq.read_table(repo.checkout("texts@v1", tmp_path / "out.parquet"))["f"]
+        assert f.is_null().to_pylist() == [False, False, False, True, False, False]
+        assert np.isnan(f.to_numpy(zero_copy_only=False)[[0, 2]]).all()
+    labels = tmp_path / f"labels{suffix}"
+    body = "code,label\nNA,NA\nUS,null\n"
+    labels.write_bytes(gzip.compress(body.encode()) if suffix.endswith(".gz") else body.encode())
+    repo.snapshot_labels("texts-labels", labels, dataset="texts", key="code", label="label")
+    assert repo.read_table("texts-labels@v1")["label"].tolist() == ["NA", "null"]
+
+
 def test_checkout_table_into_folder_defaults_to_parquet(repo, tmp_path):
     df = sample_frame(50)
     repo.snapshot_data("tab", df)

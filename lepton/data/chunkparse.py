@@ -19,6 +19,10 @@ from lepton.data.decimals import logical_schema
 from lepton.data.linecuts import Fallback
 from lepton.manifest import canonical_json
 
+# The one null rule of every table reader (sources.py too): an empty field
+# (quoted or not: pandas cannot tell them apart) is null, and no text is.
+NULL_VALUES = [""]
+
 
 def names(header: bytes, sep: str) -> list[str]:
     return pacsv.read_csv(io.BytesIO(header), parse_options=pacsv.ParseOptions(delimiter=sep)).column_names
@@ -64,7 +68,10 @@ def parse_with_arrow(
             pa.BufferReader(pa.py_buffer(raw)),  # C++ reads of the bytes themselves: no GIL, no copy
             parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
-                column_types=types, strings_can_be_null=True, timestamp_parsers=[]
+                column_types=types,
+                null_values=NULL_VALUES,  # only an empty field is null: "NA", "null", "nan" text stays
+                strings_can_be_null=True,
+                timestamp_parsers=[],
             ),
             read_options=pacsv.ReadOptions(
                 column_names=names, use_threads=False, block_size=max(len(raw), 1 << 16)

@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lepton.data.chunkparse import NULL_VALUES
 from lepton.data.tablefiles import check_table_file
 from lepton.errors import InvalidInput, NotFound
 from lepton.store.fs import Location
@@ -108,7 +109,11 @@ def _read_delimited(f, fmt: str, src: str) -> pd.DataFrame:  # type: ignore[no-u
     # NaN. Refuse both, naming the first line that has the wrong number of fields.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", pd.errors.ParserWarning)
-        frame = pd.read_csv(f, sep=sep, encoding="utf-8", index_col=False)
+        # one null rule with the streaming reader (chunkparse.NULL_VALUES): only an empty field
+        frame = pd.read_csv(
+            f, sep=sep, encoding="utf-8", index_col=False, keep_default_na=False, na_values=NULL_VALUES
+        )
+    frame = _float_texts(frame)
     too_long = any("Length of header" in str(w.message) for w in caught)
     # a short line leaves the last column empty: only then look for one
     maybe_short = frame.shape[1] > 1 and bool(frame.iloc[:, -1].isna().any())
@@ -125,6 +130,30 @@ def _read_delimited(f, fmt: str, src: str) -> pd.DataFrame:  # type: ignore[no-u
         if where is not None or too_long:
             where = where or "a line"
             raise InvalidInput(f"{src}: malformed {fmt.upper()}: Expected {width} fields in {where}")
+    return frame
+
+
+_FLOAT_WORDS = frozenset({"nan", "-nan", "+nan", "inf", "-inf", "+inf", "infinity", "-infinity", "+infinity"})
+
+
+def _float_texts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns of numbers with NaN or infinity among them as floats, as the
+    streaming reader (Arrow) gives them: pandas reads such words as floats
+    only where they are null values, and no text is one here."""
+    for name in frame.columns:
+        col = frame[name]
+        if col.dtype.kind in "biufcmM":
+            continue
+        words = col.dropna()
+        if not len(words) or not words.map(lambda v: isinstance(v, str)).all():
+            continue
+        if not words.str.lower().isin(_FLOAT_WORDS).any():
+            continue
+        try:  # Arrow's own parse of the words (pandas' refuses "nan")
+            floats = pa.array(col.to_numpy(object), pa.large_string(), from_pandas=True).cast(pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        frame[name] = floats.to_numpy(zero_copy_only=False)
     return frame
 
 

@@ -85,6 +85,8 @@ BAD_TABLES = [
     ("empty.csv", "", "id", InvalidInput, ["the file is empty"]),
     ("blank.csv", "\n\n", None, InvalidInput, ["no columns"]),
     ("header-only.csv", "id,x\n", "id", InvalidInput, ["no data rows"]),
+    ("header-only-no-newline.csv", "id,x", "id", InvalidInput, ["no data rows"]),
+    ("header-only-no-newline.tsv", "id\tx", None, InvalidInput, ["no data rows"]),
     ("header-only.jsonl", "\n", None, InvalidInput, []),
     (
         "nokey.csv",

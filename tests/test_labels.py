@@ -250,3 +250,29 @@ def test_a_relabel_against_the_same_dataset_reads_none_of_its_keys(repo, tmp_pat
     with pytest.raises(InvalidInput, match=r"5 label key\(s\) are not samples of dataset big@v2"):
         repo.snapshot_labels("l", path, dataset="big@v2", key="id", label="label")
     assert [v.version for v in repo.log("l")] == [1, 2]
+
+
+def test_label_keys_are_compared_as_the_datasets_key_type(repo, tmp_path):  # type: ignore[no-untyped-def]
+    """1.0 is the sample 1 of an integer key, "7" the sample 7; not their text."""
+    repo.snapshot_data("ints", pd.DataFrame({"id": [1, 2, 3], "x": [0.5, 1.5, 2.5]}), key="id")
+    floats = pd.DataFrame({"id": [1.0, 3.0], "label": ["a", "b"]})
+    assert repo.snapshot_labels("lf", floats, dataset="ints", key="id", label="label").created
+    (tmp_path / "l.jsonl").write_text('{"id": "2", "label": "a"}\n{"id": "3", "label": "b"}\n')
+    got = repo.snapshot_labels("lt", tmp_path / "l.jsonl", dataset="ints", key="id", label="label")
+    assert got.created
+    texts = pd.DataFrame({"id": ["1", "x"], "label": ["a", "b"]})
+    with pytest.raises(InvalidInput, match=r"1 label key\(s\) are not samples.*'x' \(row 2\)"):
+        repo.snapshot_labels("lx", texts, dataset="ints", key="id", label="label")
+    assert not repo.registry.has_name("lx")
+
+
+def test_numeric_looking_keys_of_a_text_key_say_why_they_miss(repo, tmp_path):  # type: ignore[no-untyped-def]
+    """A text key such as 007 read as the number 7 misses its sample: the
+    error says the file's keys were read as numbers."""
+    (tmp_path / "ds.csv").write_text("id,f\n007,1\n008,2\nA1,3\n")
+    repo.snapshot_data("ds", tmp_path / "ds.csv", key="id")
+    as_text = pd.DataFrame({"id": ["007", "A1"], "label": ["a", "b"]})
+    assert repo.snapshot_labels("l", as_text, dataset="ds", key="id", label="label").created
+    (tmp_path / "l.csv").write_text("id,label\n007,a\n008,b\n")
+    with pytest.raises(InvalidInput, match=r"l\.csv: 2 label key.*was read as numbers.*007 reads as 7"):
+        repo.snapshot_labels("l2", tmp_path / "l.csv", dataset="ds", key="id", label="label")

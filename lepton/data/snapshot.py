@@ -7,9 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from lepton.data.chunks import read_chunks, write_chunks
+from lepton.data.patches import read_chunk
 from lepton.data.sources import MAX_LISTED, LoadedTable, check_key
 from lepton.errors import InvalidInput
 from lepton.manifest import Chunk, Labelset, Manifest, Parent, TableDataset, TreeDataset
@@ -46,6 +50,35 @@ def dataset_keys(store: ObjectStore, dataset: Manifest, ref: str) -> pd.Series:
     raise InvalidInput(f"{ref} is a {dataset.kind}, not a dataset")
 
 
+def sample_ids(store: ObjectStore, dataset: Manifest, ref: str) -> pa.ChunkedArray:
+    """A dataset's sample ids as stored, with their type (see dataset_keys)."""
+    if isinstance(dataset, TableDataset) and dataset.key is not None:
+        tables = [read_chunk(store, c, [dataset.key]) for c in dataset.chunks]
+        if tables:
+            return pa.concat_tables(tables).column(dataset.key)
+        return pa.chunked_array([], pa.large_string())  # no rows: no key is a sample
+    return pa.chunked_array([pa.array(dataset_keys(store, dataset, ref).tolist(), pa.large_string())])
+
+
+def _found(keys: pd.Series, samples: pa.ChunkedArray) -> np.ndarray:
+    """Per label key: is it a sample? Keys are compared as the samples' type
+    (a text key "7" is the sample 7 of an integer key, 1 is 1.0), not as
+    their text; a key that cannot be of that type is no sample."""
+    try:
+        typed = pa.array(keys, from_pandas=True).cast(samples.type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        typed = pa.array([_cast(v, samples.type) for v in keys.tolist()], samples.type)
+    found = pc.is_in(typed, value_set=samples.combine_chunks())
+    return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
+
+
+def _cast(value: object, to: pa.DataType) -> object:
+    try:
+        return pa.array([value]).cast(to)[0].as_py()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+
+
 def snapshot_labels(
     store: ObjectStore,
     name: str,
@@ -70,14 +103,21 @@ def snapshot_labels(
     if len(empty):
         where = ", ".join(table.line_of(i) for i in empty[:MAX_LISTED])
         raise InvalidInput(f"{table.source}: label column '{label}' is empty at {where}")
-    known = set(dataset_keys(store, dataset, dataset_ref).astype(str))
-    missing = ~frame[key].astype(str).isin(known)
+    samples = sample_ids(store, dataset, dataset_ref)
+    missing = ~_found(frame[key], samples)
     if missing.any():
         idx = frame.index[missing]
         shown = ", ".join(f"{_scalar(frame.at[i, key])!r} ({table.line_of(i)})" for i in idx[:MAX_LISTED])
+        text = pa.types.is_string(samples.type) or pa.types.is_large_string(samples.type)
+        hint = (
+            f" (this file's key column '{key}' was read as numbers and {dataset_ref}'s keys are "
+            "text: a key written 007 reads as 7)"
+            if text and frame[key].dtype.kind in "iuf"
+            else ""
+        )
         raise InvalidInput(
             f"{table.source}: {int(missing.sum())} label key(s) are not samples of dataset "
-            f"{dataset_ref}; first: {shown}"
+            f"{dataset_ref}; first: {shown}{hint}"
         )
     counts = frame[label].astype(str).value_counts()
     classes = {str(k): int(v) for k, v in sorted(counts.items())}

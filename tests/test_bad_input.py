@@ -87,6 +87,15 @@ BAD_TABLES = [
     ("header-only.csv", "id,x\n", "id", InvalidInput, ["no data rows"]),
     ("header-only-no-newline.csv", "id,x", "id", InvalidInput, ["no data rows"]),
     ("header-only-no-newline.tsv", "id\tx", None, InvalidInput, ["no data rows"]),
+    ("dup-columns.csv", "id,a,a\n1,2,3\n2,4,5\n", "id", InvalidInput, ["column 'a' appears more than once"]),
+    ("dup-columns.tsv", "id\ta\tid\n1\t2\t3\n", None, InvalidInput, ["column 'id' appears more than once"]),
+    (
+        "dup-columns.csv.gz",
+        gzip.compress(b"id,a,b,a\n1,2,3,4\n"),
+        "id",
+        InvalidInput,
+        ["column 'a' appears more than once"],
+    ),
     ("header-only.jsonl", "\n", None, InvalidInput, []),
     (
         "nokey.csv",
@@ -179,6 +188,15 @@ def test_empty_last_fields_are_not_short_lines(repo, tmp_path):  # type: ignore[
     assert table["x"].tolist() == ["a", "b", "q\nr"] and table["y"].isna().tolist() == [True, False, True]
 
 
+def test_a_column_named_like_a_renamed_repeat_is_kept(repo, tmp_path):  # type: ignore[no-untyped-def]
+    for name in ("dots.csv", "dots.csv.gz"):
+        path = tmp_path / name
+        text = b"id,a,a.1\n1,2,3\n"
+        path.write_bytes(gzip.compress(text) if name.endswith(".gz") else text)
+        repo.snapshot_data("dots", path, key="id")
+        assert list(repo.read_table("dots")) == ["id", "a", "a.1"]
+
+
 def test_truncated_parquet_and_gzip(seeded, tmp_path):
     pq_path = tmp_path / "t.parquet"
     pd.DataFrame({"id": range(1000)}).to_parquet(pq_path)
@@ -196,6 +214,9 @@ def test_bad_dataframes(seeded):
         seeded.snapshot_data("existing", pd.DataFrame({"id": []}))
     with expect(InvalidInput, "key column 'id' is empty at row 2"):
         seeded.snapshot_data("existing", pd.DataFrame({"id": [1, None, 3]}), key="id")
+    twice = pd.DataFrame([[1, 2, 3]], columns=["id", "v", "v"])
+    with expect(InvalidInput, "<DataFrame>", "column 'v' appears more than once"):
+        seeded.snapshot_data("existing", twice, key="id")
     mixed = pd.DataFrame({"id": [1, 2], "v": [1, object()]})
     with expect(InvalidInput, "<DataFrame>", "cannot be stored"):
         seeded.snapshot_data("existing", mixed, key="id")

@@ -25,13 +25,16 @@ NULL_VALUES = [""]
 
 
 def names(header: bytes, sep: str) -> list[str]:
-    """The header line's column names; Fallback where the line does not parse."""
+    """The header line's column names; Fallback where they repeat (the
+    whole-file reader names the column) or the line does not parse."""
     if not header.endswith(b"\n"):  # a header-only file without its newline: Arrow finds no line
         header += b"\n"
     try:
         got = pacsv.read_csv(io.BytesIO(header), parse_options=pacsv.ParseOptions(delimiter=sep)).column_names
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
         raise Fallback(str(e)) from e
+    if len(set(got)) != len(got):
+        raise Fallback("a column name repeats")
     return got
 
 

@@ -67,6 +67,7 @@ def read_table(location: Location, path: str, label: str | None = None) -> Loade
     if len(frame) == 0:
         raise InvalidInput(f"{src}: no data rows (only a header)")
     frame.columns = [str(c) for c in frame.columns]
+    _unique_columns(frame.columns, src)
     return LoadedTable(frame, src, fmt, lines)
 
 
@@ -75,9 +76,18 @@ def from_frame(frame: pd.DataFrame, label: str = "<DataFrame>") -> LoadedTable:
         raise InvalidInput(f"{label}: expected a pandas DataFrame, got {type(frame).__name__}")
     if len(frame) == 0 or len(frame.columns) == 0:
         raise InvalidInput(f"{label}: the DataFrame is empty")
+    _unique_columns([str(c) for c in frame.columns], label)
     frame = frame.reset_index(drop=True)
     frame.columns = [str(c) for c in frame.columns]
     return LoadedTable(frame, label, "frame")
+
+
+def _unique_columns(names: list[str] | pd.Index, src: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise InvalidInput(f"{src}: column '{name}' appears more than once")
+        seen.add(name)
 
 
 def _parse(f, fmt: str, src: str):  # type: ignore[no-untyped-def]
@@ -113,6 +123,7 @@ def _read_delimited(f, fmt: str, src: str) -> pd.DataFrame:  # type: ignore[no-u
         frame = pd.read_csv(
             f, sep=sep, encoding="utf-8", index_col=False, keep_default_na=False, na_values=NULL_VALUES
         )
+    _check_header(f, frame, sep, src)
     frame = _float_texts(frame)
     too_long = any("Length of header" in str(w.message) for w in caught)
     # a short line leaves the last column empty: only then look for one
@@ -131,6 +142,22 @@ def _read_delimited(f, fmt: str, src: str) -> pd.DataFrame:  # type: ignore[no-u
             where = where or "a line"
             raise InvalidInput(f"{src}: malformed {fmt.upper()}: Expected {width} fields in {where}")
     return frame
+
+
+def _check_header(f, frame: pd.DataFrame, sep: str, src: str) -> None:  # type: ignore[no-untyped-def]
+    """Refuse a header that names a column twice (pandas renames the second
+    'a' to 'a.1'): read the header line itself where a name looks renamed."""
+    names = [str(c) for c in frame.columns]
+    present = set(names)
+    if not any(n.rpartition(".")[0] in present and n.rpartition(".")[2].isdigit() for n in names):
+        return
+    f.seek(0)
+    text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+    try:
+        header = next(csv.reader(text, delimiter=sep), [])
+    finally:
+        text.detach()  # the caller's file stays open
+    _unique_columns(header, src)
 
 
 _FLOAT_WORDS = frozenset({"nan", "-nan", "+nan", "inf", "-inf", "+inf", "infinity", "-infinity", "+infinity"})

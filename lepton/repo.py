@@ -130,6 +130,10 @@ class Repo:
         ``reuse_any``, the same content as any earlier version of the name
         returns that version (candidates registered as versions of a model).
         """
+        if isinstance(manifest, TableDataset | Labelset) and not reuse_any:
+            same = self._same_rows_as_latest(manifest)
+            if same is not None:
+                return same
         id = self.put_manifest(manifest)
         if reuse_any:
             for existing in self.registry.by_id(id):
@@ -146,6 +150,23 @@ class Repo:
             run_id=run_id or manifest.run,
         )
         return Snapshot(version, created, manifest)
+
+    def _same_rows_as_latest(self, manifest: TableDataset | Labelset) -> Snapshot | None:
+        """The latest version of the name if it holds the same rows as
+        ``manifest``: equal but for the chunks' sidecars (key and line
+        hashes, caches the streaming ingest writes and the whole-file reader
+        does not), so the same table read another way (gzipped, CRLF, a
+        DataFrame) is no new version."""
+        try:
+            latest = self.registry.latest(manifest.name)
+        except NotFound:
+            return None
+        if latest.kind != manifest.kind or latest.id == manifest.compute_id():
+            return None  # (the same id: the registry finds it)
+        current = self.load(latest.id)
+        if type(current) is not type(manifest) or _rows_of(current) != _rows_of(manifest):
+            return None
+        return Snapshot(latest, False, current)
 
     def _check_kind(self, name: str, kind: str) -> None:
         validate_name(name)
@@ -316,6 +337,19 @@ class Repo:
         from lepton.registry.rebuild import rebuild as _rebuild
 
         return _rebuild(self.registry, self.store.iter_records("registry"), self.load)
+
+
+def _rows_of(manifest: Manifest) -> dict[str, Any]:
+    """A table manifest without its chunks' sidecars (see _same_rows_as_latest)."""
+
+    def bare(chunk: dict[str, Any]) -> dict[str, Any]:
+        base = chunk.get("base")
+        return {k: v for k, v in chunk.items() if k not in ("keys", "lines")} | {
+            "base": bare(base) if base else None
+        }
+
+    doc = manifest.model_dump(mode="json")
+    return doc | {"chunks": [bare(c) for c in doc["chunks"]]}
 
 
 def _user() -> str:

@@ -3,6 +3,8 @@ the same rows one id however they were read."""
 
 from __future__ import annotations
 
+import gzip
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -64,3 +66,36 @@ def test_exact_row_hashes_tell_zeros_apart_and_not_nans() -> None:
     assert h[0] != h[1] and h[2] == h[3]
     loose = row_hashes(frame, None)  # (chunk boundaries: as they always were)
     assert loose[0] == loose[1]
+
+
+# ---- the same rows, read another way ---------------------------------------------
+def test_the_same_rows_read_another_way_are_no_new_version(repo, tmp_path):  # type: ignore[no-untyped-def]
+    """The streaming ingest keeps key and line hashes beside each chunk, the
+    whole-file reader does not; a gzipped copy, CRLF line ends or a
+    DataFrame of the same rows are still the version already there."""
+    plain = tmp_path / "s1.csv"
+    plain.write_text("id,v\n1,a\n2,b\n")
+    first = repo.snapshot_data("st", plain, key="id")
+    gz = tmp_path / "s1.csv.gz"
+    gz.write_bytes(gzip.compress(plain.read_bytes()))
+    crlf = tmp_path / "s2.csv"
+    crlf.write_bytes(b"id,v\r\n1,a\r\n2,b\r\n")
+    frame = pd.DataFrame({"id": [1, 2], "v": ["a", "b"]})
+    for source in (gz, crlf, frame, plain):
+        again = repo.snapshot_data("st", source, key="id")
+        assert not again.created and again.version.id == first.version.id, source
+    assert [v.version for v in repo.log("st")] == [1]
+    changed = repo.snapshot_data("st", pd.DataFrame({"id": [1, 2], "v": ["a", "c"]}), key="id")
+    assert changed.created and repo.read_table("st@v2")["v"].tolist() == ["a", "c"]
+    back = repo.snapshot_data("st", crlf, key="id")  # v1's rows again: a new version over v2
+    assert back.created and repo.read_table("st@v3")["v"].tolist() == ["a", "b"]
+
+
+def test_the_same_labels_read_another_way_are_no_new_version(repo, tmp_path):  # type: ignore[no-untyped-def]
+    repo.snapshot_data("ds", pd.DataFrame({"id": [1, 2, 3], "x": [0.5, 1.5, 2.5]}), key="id")
+    path = tmp_path / "l.csv"
+    path.write_text("id,label\n1,a\n3,b\n")
+    first = repo.snapshot_labels("l", path, dataset="ds", key="id", label="label")
+    frame = pd.DataFrame({"id": [1, 3], "label": ["a", "b"]})
+    again = repo.snapshot_labels("l", frame, dataset="ds", key="id", label="label")
+    assert not again.created and again.version.id == first.version.id

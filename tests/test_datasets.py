@@ -230,6 +230,29 @@ def test_only_an_empty_field_is_null(repo, tmp_path, suffix):  # type: ignore[no
     assert repo.read_table("texts-labels@v1")["label"].tolist() == ["NA", "null"]
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])  # the streaming and the whole-file reader
+def test_integers_wider_than_int64_are_not_rounded(repo, tmp_path, suffix):  # type: ignore[no-untyped-def]
+    """Above int64 a whole number is a uint64 where every value fits and
+    none is missing, else its text; never a double (1.2345678901234567e+19)."""
+    import gzip
+
+    text = "id,u,gap,neg,f\n1,12345678901234567890,12345678901234567890,-12345678901234567890,1e20\n"
+    text += "2,3,,4,2\n"
+    src = tmp_path / f"t{suffix}"
+    src.write_bytes(gzip.compress(text.encode()) if suffix.endswith(".gz") else text.encode())
+    repo.snapshot_data("wide", src, key="id")
+    table = repo.read_table("wide@v1")
+    assert str(table["u"].dtype) == "uint64" and table["u"].tolist() == [12345678901234567890, 3]
+    assert table["gap"].tolist()[0] == "12345678901234567890" and table["gap"].isna().tolist() == [
+        False,
+        True,
+    ]
+    assert table["neg"].tolist() == ["-12345678901234567890", "4"]
+    assert str(table["f"].dtype) == "float64"
+    out = repo.checkout("wide@v1", tmp_path / "out.csv").read_text()
+    assert "1e+20" in out and "12345678901234567890," in out and ".2345678901234567e+19" not in out
+
+
 def test_checkout_table_into_folder_defaults_to_parquet(repo, tmp_path):
     df = sample_frame(50)
     repo.snapshot_data("tab", df)

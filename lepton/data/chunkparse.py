@@ -11,6 +11,7 @@ from collections.abc import Collection
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from lepton import hashing
@@ -101,7 +102,7 @@ def infer(names: list[str], raw: bytes | memoryview, sep: str) -> dict[str, pa.D
         if pa.types.is_integer(t):
             out[fld.name] = pa.float64() if col.null_count else pa.int64()
         elif pa.types.is_floating(t):
-            out[fld.name] = pa.float64()
+            out[fld.name] = _wide_integers(names, raw, sep, fld.name, col) or pa.float64()
         elif pa.types.is_boolean(t) and not col.null_count:
             out[fld.name] = pa.bool_()
         elif pa.types.is_null(t):
@@ -111,8 +112,34 @@ def infer(names: list[str], raw: bytes | memoryview, sep: str) -> dict[str, pa.D
     return out
 
 
+def _wide_integers(
+    names: list[str], raw: bytes | memoryview, sep: str, name: str, col: pa.ChunkedArray
+) -> pa.DataType | None:
+    """For a column Arrow read as doubles because a whole number in it is too
+    wide for int64 (a double would round it): uint64 where every value is
+    a whole number that fits and none is missing, else large_string (the
+    text kept), as the whole-file reader gives them. None for any other
+    double column."""
+    values = col.drop_null()
+    if not len(values) or pc.max(pc.abs(values)).as_py() < 2.0**63:
+        return None
+    if not pc.all(pc.equal(pc.floor(values), values)).as_py():
+        return None
+    text = parse_with_arrow(names, raw, sep, {name: pa.large_string()})[name].drop_null()
+    if not pc.all(pc.match_substring_regex(text, r"^\s*[+-]?[0-9]+\s*$")).as_py():
+        return None  # written with a point or an exponent: a float column
+    if col.null_count:
+        return pa.large_string()
+    try:
+        text.cast(pa.uint64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pa.large_string()
+    return pa.uint64()
+
+
 def type_of(name: str) -> pa.DataType:
-    return {"int64": pa.int64(), "double": pa.float64(), "bool": pa.bool_()}.get(name, pa.large_string())
+    known = {"int64": pa.int64(), "uint64": pa.uint64(), "double": pa.float64(), "bool": pa.bool_()}
+    return known.get(name, pa.large_string())
 
 
 def memo_key(

@@ -166,11 +166,18 @@ _FLOAT_WORDS = frozenset({"nan", "-nan", "+nan", "inf", "-inf", "+inf", "infinit
 def _float_texts(frame: pd.DataFrame) -> pd.DataFrame:
     """Columns of numbers with NaN or infinity among them as floats, as the
     streaming reader (Arrow) gives them: pandas reads such words as floats
-    only where they are null values, and no text is one here."""
+    only where they are null values, and no text is one here. Columns of
+    whole numbers too wide to store as integers as text, as it gives them."""
     for name in frame.columns:
         col = frame[name]
         if col.dtype.kind in "biufcmM":
             continue
+        if col.dtype == object and col.map(lambda v: isinstance(v, int) and not -(2**63) <= v < 2**64).any():
+            frame[name] = col.map(str)  # whole numbers too wide for int64 and uint64: kept as text
+            continue
+        empty = col.eq("")
+        if empty.any():  # only pandas makes one (an empty field beside too wide a number): null
+            frame[name] = col = col.mask(empty)
         words = col.dropna()
         if not len(words) or not words.map(lambda v: isinstance(v, str)).all():
             continue

@@ -56,6 +56,17 @@ def expect(exc: type[LeptonError], *fragments: str):  # type: ignore[no-untyped-
     return Checker()
 
 
+def _bad_byte_at_line_2501(fmt: str) -> tuple[bytes, int]:
+    """3,000 rows with a \\xff starting line 2501, and its byte offset."""
+    if fmt == "jsonl":
+        lines = [b'{"id": %d, "x": "abcdefghi"}\n' % i for i in range(1, 3001)]
+    else:
+        sep = b"," if fmt == "csv" else b"\t"
+        lines = [b"id%sx\n" % sep] + [b"%d%sabcdefghi\n" % (i, sep) for i in range(1, 3000)]
+    head = b"".join(lines[:2500])
+    return head + b"\xff" + b"".join(lines[2500:]), len(head)
+
+
 BAD_TABLES = [
     # (file name, content, key, exception, fragments of the message)
     (
@@ -162,7 +173,17 @@ BAD_TABLES = [
         InvalidInput,
         ["not a readable parquet file"],
     ),
-    ("latin1.csv", b"id,x\n1,caf\xe9\n", "id", InvalidInput, ["not UTF-8"]),
+    ("latin1.csv", b"id,x\n1,caf\xe9\n", "id", InvalidInput, ["not UTF-8", "line 2, byte offset 10"]),
+    *(
+        (
+            name,
+            _bad_byte_at_line_2501(name.split(".")[1])[0],
+            "id",
+            InvalidInput,
+            ["not UTF-8", f"line 2501, byte offset {_bad_byte_at_line_2501(name.split('.')[1])[1]}"],
+        )
+        for name in ("late-ff.csv", "late-ff.tsv", "late-ff.jsonl")
+    ),
     ("sheet.xlsx", "id\n1\n", None, InvalidInput, ["unknown table format", ".csv", ".parquet"]),
     ("noext", "id\n1\n", None, InvalidInput, ["unknown table format"]),
 ]

@@ -5,6 +5,7 @@ line, row or column."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property, partial
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,7 +61,7 @@ def read_table(location: Location, path: str, label: str | None = None) -> Loade
     fs = location.fs
     fmt = check_table_file(location, path, src)
     with fs.open(path, "rb", compression="infer") as f:
-        frame, lines = _parse(f, fmt, src)
+        frame, lines = _parse(f, fmt, src, partial(fs.open, path, "rb", compression="infer"))
     if fmt in ("csv", "tsv"):  # blank lines and quoted newlines shift line numbers
         lines = partial(_delimited_lines, fs, path, "," if fmt == "csv" else "\t")
     if len(frame.columns) == 0:
@@ -90,8 +92,9 @@ def _unique_columns(names: list[str] | pd.Index, src: str) -> None:
         seen.add(name)
 
 
-def _parse(f, fmt: str, src: str):  # type: ignore[no-untyped-def]
-    """(frame, lines): ``lines`` gives each row's line, where the parse knows it."""
+def _parse(f, fmt: str, src: str, reopen: Callable[[], Any]):  # type: ignore[no-untyped-def]
+    """(frame, lines): ``lines`` gives each row's line, where the parse knows it
+    (``reopen``: the file again, from its start)."""
     try:
         if fmt in ("csv", "tsv"):
             return _read_delimited(f, fmt, src), None
@@ -106,9 +109,39 @@ def _parse(f, fmt: str, src: str):  # type: ignore[no-untyped-def]
     except (EOFError, zlib.error) as e:
         raise InvalidInput(f"{src}: the compressed file is truncated or corrupt: {e}") from e
     except UnicodeDecodeError as e:
-        raise InvalidInput(f"{src}: not UTF-8 text (bad byte at offset {e.start})") from e
+        raise InvalidInput(f"{src}: not UTF-8 text ({_bad_utf8(reopen)})") from e
     except (pa.ArrowInvalid, OSError) as e:
         raise InvalidInput(f"{src}: not a readable {fmt} file: {e}") from e
+
+
+def _bad_utf8(reopen: Callable[[], Any]) -> str:
+    """Where the first invalid UTF-8 sequence of the file is: the line and
+    the byte offset in the (uncompressed) file (a decode error's own offset
+    is into one of the reader's buffers)."""
+    with reopen() as f:
+        return _first_bad_sequence(f)
+
+
+def _first_bad_sequence(f) -> str:  # type: ignore[no-untyped-def]
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    at, lines = 0, 1
+    while block := f.read(1 << 20):
+        pending = len(decoder.getstate()[0])
+        try:
+            decoder.decode(block)
+        except UnicodeDecodeError as e:
+            bad = at - pending + e.start  # where the sequence starts in the file
+            lines += (block[: max(bad - at, 0)]).count(b"\n")
+            return f"bad byte at line {lines}, byte offset {bad}"
+        lines += block.count(b"\n")
+        at += len(block)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return (
+            f"a truncated character at the end, line {lines}, byte offset {at - len(decoder.getstate()[0])}"
+        )
+    return "bad byte"
 
 
 def _read_delimited(f, fmt: str, src: str) -> pd.DataFrame:  # type: ignore[no-untyped-def]

@@ -113,7 +113,11 @@ class Repo:
     def _commit(
         self, manifest: Manifest, message: str | None, meta: dict[str, Any], run_id: str | None
     ) -> Snapshot:
-        return self.commit(manifest, message=message, meta=meta, run_id=run_id)
+        snap = self.commit(manifest, message=message, meta=meta, run_id=run_id)
+        key = meta.get("source_key")
+        if not snap.created and key and key != snap.version.meta.get("source_key"):
+            self.state.note_holds(key, snap.version.id)  # so that `status` of this file says unchanged
+        return snap
 
     def commit(
         self,

@@ -99,3 +99,18 @@ def test_the_same_labels_read_another_way_are_no_new_version(repo, tmp_path):  #
     frame = pd.DataFrame({"id": [1, 3], "label": ["a", "b"]})
     again = repo.snapshot_labels("l", frame, dataset="ds", key="id", label="label")
     assert not again.created and again.version.id == first.version.id
+
+
+def test_status_of_a_file_found_to_hold_the_latest_rows_is_unchanged(repo, tmp_path):  # type: ignore[no-untyped-def]
+    mark = tmp_path.name  # rows of this test only: the state cache may outlive tmp_path (s3 stores)
+    plain = tmp_path / "s1.csv"
+    plain.write_text(f"id,v\n1,{mark}\n2,b\n")
+    repo.snapshot_data("st", plain, key="id")
+    crlf = tmp_path / "s2.csv"
+    crlf.write_bytes(f"id,v\r\n1,{mark}\r\n2,b\r\n".encode())
+    assert repo.status("st", crlf).changed  # another file: not known to hold v1's rows yet
+    assert not repo.snapshot_data("st", crlf, key="id").created
+    assert repo.status("st", crlf).changed is False  # the snapshot found it holds st@v1
+    assert repo.status("st", plain).changed is False
+    crlf.write_bytes(f"id,v\r\n1,{mark}\r\n2,c\r\n".encode())
+    assert repo.status("st", crlf).changed

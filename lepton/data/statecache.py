@@ -53,6 +53,7 @@ SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0
 RACY_NS = 2_000_000_000  # whole-second file times: covers the coarsest common ones (FAT: 2 s)
 TICK_NS = 20_000_000  # the coarse clock's lag (a tick: 10 ms at HZ=100, less elsewhere), with margin
+HOLDS = "holds"  # a chunks-table scheme: a table file's content key -> the version holding its rows
 _SCHEMA = (
     "CREATE TABLE files (path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
     " ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, key TEXT NOT NULL,"
@@ -208,6 +209,12 @@ class StateCache:
             row = r.fetchone()
         return tuple(json.loads(row[0])) if row else None
 
+    def holds(self, key: str) -> str | None:
+        """The version a table file with content ``key`` was found to hold
+        (the same rows read another way: gzipped, CRLF), if noted."""
+        got = self.chunks(key, HOLDS)
+        return got[0] if got else None
+
     # ---- updates (best effort: the cache only ever saves work) ----------------
     def record(self, files: Iterable[tuple[LocalFile, str]], checked_ns: int) -> None:
         """Remember what each file held; ``checked_ns``: a time before it was stat'ed."""
@@ -217,6 +224,9 @@ class StateCache:
     def record_chunks(self, scheme: str, items: Iterable[tuple[str, tuple[str, ...]]]) -> None:
         rows = [(key, scheme, json.dumps(list(chunks))) for key, chunks in items]
         self._write("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?)", rows)
+
+    def note_holds(self, key: str, version_id: str) -> None:
+        self.record_chunks(HOLDS, [(key, (version_id,))])
 
     def forget(self, paths: Iterable[str]) -> None:
         self._write("DELETE FROM files WHERE path = ?", [(p,) for p in paths])

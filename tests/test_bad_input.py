@@ -218,6 +218,35 @@ def test_a_column_named_like_a_renamed_repeat_is_kept(repo, tmp_path):  # type: 
         assert list(repo.read_table("dots")) == ["id", "a", "a.1"]
 
 
+def _unreadable(tmp_path, name: str):  # type: ignore[no-untyped-def]
+    """A non-empty file that cannot be opened for reading: chmod 000 where
+    that stops us, else (root) a link to a write-only sysfs attribute, which
+    the kernel refuses to open for reading even to root (EACCES)."""
+    import os
+
+    path = tmp_path / name
+    if os.geteuid() != 0:
+        path.write_bytes(b"id\n1\n")
+        path.chmod(0)
+        return path
+    for target in ("/sys/bus/pci/rescan", "/sys/bus/pci/drivers_probe", "/sys/class/zram-control/hot_remove"):
+        try:
+            open(target, "rb").close()
+        except PermissionError:
+            path.symlink_to(target)
+            return path
+        except OSError:
+            continue
+    pytest.skip("no file here that root cannot open for reading")
+
+
+@pytest.mark.parametrize("name", ["t.csv", "t.tsv", "t.csv.gz", "t.parquet", "t.jsonl"])
+def test_an_unreadable_file_is_one_clear_error(seeded, tmp_path, name):  # type: ignore[no-untyped-def]
+    path = _unreadable(tmp_path, name)
+    with expect(InvalidInput, name, "cannot read: Permission denied"):
+        seeded.snapshot_data("existing", path, key="id")
+
+
 def test_truncated_parquet_and_gzip(seeded, tmp_path):
     pq_path = tmp_path / "t.parquet"
     pd.DataFrame({"id": range(1000)}).to_parquet(pq_path)

@@ -60,7 +60,11 @@ def read_table(location: Location, path: str, label: str | None = None) -> Loade
     src = label or path
     fs = location.fs
     fmt = check_table_file(location, path, src)
-    with fs.open(path, "rb", compression="infer") as f:
+    try:
+        opened = fs.open(path, "rb", compression="infer")
+    except OSError as e:  # a file its checks passed that cannot be opened (permissions, say)
+        raise InvalidInput(f"{src}: cannot read: {e.strerror or e}") from e
+    with opened as f:
         frame, lines = _parse(f, fmt, src, partial(fs.open, path, "rb", compression="infer"))
     if fmt in ("csv", "tsv"):  # blank lines and quoted newlines shift line numbers
         lines = partial(_delimited_lines, fs, path, "," if fmt == "csv" else "\t")

@@ -3,6 +3,7 @@ tree dataset, relabeling without copying data, label diffs and lineage."""
 
 from __future__ import annotations
 
+import gzip
 from collections import Counter
 from pathlib import Path
 
@@ -274,5 +275,10 @@ def test_numeric_looking_keys_of_a_text_key_say_why_they_miss(repo, tmp_path):  
     as_text = pd.DataFrame({"id": ["007", "A1"], "label": ["a", "b"]})
     assert repo.snapshot_labels("l", as_text, dataset="ds", key="id", label="label").created
     (tmp_path / "l.csv").write_text("id,label\n007,a\n008,b\n")
-    with pytest.raises(InvalidInput, match=r"l\.csv: 2 label key.*was read as numbers.*007 reads as 7"):
-        repo.snapshot_labels("l2", tmp_path / "l.csv", dataset="ds", key="id", label="label")
+    # the streaming reader reads a text key as text, however its values look
+    csv = repo.snapshot_labels("l2", tmp_path / "l.csv", dataset="ds", key="id", label="label")
+    assert sorted(repo.read_table(csv.version.ref)["id"]) == ["007", "008"]
+    # the whole-file reader (here for gzip) reads them as numbers, and says so
+    (tmp_path / "l.csv.gz").write_bytes(gzip.compress((tmp_path / "l.csv").read_bytes()))
+    with pytest.raises(InvalidInput, match=r"l\.csv\.gz: 2 label key.*was read as numbers.*007 reads as 7"):
+        repo.snapshot_labels("l3", tmp_path / "l.csv.gz", dataset="ds", key="id", label="label")

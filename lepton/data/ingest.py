@@ -393,6 +393,8 @@ def _start(
     if labels is not None:
         if labels.label not in names or labels.label == key:
             raise Fallback("label column missing")
+        if key is not None and pa.types.is_large_string(wanted := chunkparse.type_of(labels.key_type)):
+            types = {**types, key: wanted}  # a text key reads as text however its values look ("007")
         if key is None or str(types[key]) != labels.key_type:
             raise Fallback("label keys typed unlike the dataset's")
     return types

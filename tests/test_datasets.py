@@ -253,6 +253,44 @@ def test_integers_wider_than_int64_are_not_rounded(repo, tmp_path, suffix):  # t
     assert "1e+20" in out and "12345678901234567890," in out and ".2345678901234567e+19" not in out
 
 
+def test_parquet_types_and_values_are_kept(repo, tmp_path):  # type: ignore[no-untyped-def]
+    """Read into Arrow, not through numpy: NaN is not null, decimal128(10, 2)
+    keeps its precision, a struct<a: int64> with a null row and a nullable
+    int64 stay integers; a list key is still refused."""
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "t.parquet"
+    d = decimal.Decimal
+    table = pa.table(
+        {
+            "id": pa.array([1, 2, 3]),
+            "f": pa.array([float("nan"), None, 1.5]),
+            "d": pa.array([d("1.25"), None, d("12345678.90")], pa.decimal128(10, 2)),
+            "s": pa.array([{"a": 1}, None, {"a": 3}], pa.struct([("a", pa.int64())])),
+            "n": pa.array([1, None, 3], pa.int64()),
+            "t": pa.array(["x", None, "z"], pa.large_string()),
+            "b": pa.array([True, None, False]),
+        }
+    )
+    pq.write_table(table, src)
+    repo.snapshot_data("typed", src, key="id")
+    out = pq.read_table(repo.checkout("typed@v1", tmp_path / "out.parquet"))
+    assert out.schema == table.schema
+    assert out.to_pylist()[1:] == table.to_pylist()[1:] and out["f"].is_null().to_pylist() == [
+        False,
+        True,
+        False,
+    ]
+    assert np.isnan(out["f"][0].as_py())
+    listed = tmp_path / "listed.parquet"
+    pq.write_table(pa.table({"id": pa.array([[1], [2]])}), listed)
+    with pytest.raises(InvalidInput, match="must hold plain values"):
+        repo.snapshot_data("listed", listed, key="id")
+
+
 def test_checkout_table_into_folder_defaults_to_parquet(repo, tmp_path):
     df = sample_frame(50)
     repo.snapshot_data("tab", df)

@@ -103,7 +103,7 @@ def _parse(f, fmt: str, src: str, reopen: Callable[[], Any]):  # type: ignore[no
         if fmt in ("csv", "tsv"):
             return _read_delimited(f, fmt, src), None
         if fmt == "parquet":
-            return pq.read_table(f).to_pandas(), None
+            return _read_parquet(f), None
         return _read_jsonl(f, src)
     except pd.errors.EmptyDataError as e:
         raise InvalidInput(f"{src}: the file has no columns") from e
@@ -116,6 +116,19 @@ def _parse(f, fmt: str, src: str, reopen: Callable[[], Any]):  # type: ignore[no
         raise InvalidInput(f"{src}: not UTF-8 text ({_bad_utf8(reopen)})") from e
     except (pa.ArrowInvalid, OSError) as e:
         raise InvalidInput(f"{src}: not a readable {fmt} file: {e}") from e
+
+
+def _read_parquet(f) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    """The file's columns held as the Arrow arrays it has (pd.ArrowDtype), so
+    that storing them gives back its types and values: through numpy, NaN
+    became null, nullable integers floats, decimal128(10, 2) decimal128(3, 2)
+    and a struct<a: int64> with a null row struct<a: double>."""
+    return pq.read_table(f).to_pandas(types_mapper=_as_arrow)
+
+
+def _as_arrow(t: pa.DataType) -> pd.ArrowDtype | None:
+    plain = pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t)
+    return None if plain else pd.ArrowDtype(t)  # text: as before (str), lossless either way
 
 
 def _bad_utf8(reopen: Callable[[], Any]) -> str:
@@ -271,7 +284,8 @@ def check_key(table: LoadedTable, key: str, role: str = "key") -> None:
         where = ", ".join(table.line_of(i) for i in nulls[:MAX_LISTED])
         raise InvalidInput(f"{table.source}: {role} column '{key}' is empty at {where}")
     column = frame[key]
-    if column.dtype == object:
+    arrow = column.dtype.pyarrow_dtype if isinstance(column.dtype, pd.ArrowDtype) else None
+    if column.dtype == object or (arrow is not None and pa.types.is_nested(arrow)):
         nested = column.map(lambda v: isinstance(v, list | tuple | dict | set | np.ndarray))
         if nested.any():
             where = table.line_of(int(np.flatnonzero(nested.to_numpy())[0]))

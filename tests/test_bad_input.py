@@ -67,6 +67,15 @@ def _bad_byte_at_line_2501(fmt: str) -> tuple[bytes, int]:
     return head + b"\xff" + b"".join(lines[2500:]), len(head)
 
 
+def _parquet_bytes(names: list[str]) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_arrays([pa.array([1, 2])] * len(names), names=names), sink)
+    return sink.getvalue().to_pybytes()
+
+
 BAD_TABLES = [
     # (file name, content, key, exception, fragments of the message)
     (
@@ -100,6 +109,20 @@ BAD_TABLES = [
     ("header-only-no-newline.tsv", "id\tx", None, InvalidInput, ["no data rows"]),
     ("dup-columns.csv", "id,a,a\n1,2,3\n2,4,5\n", "id", InvalidInput, ["column 'a' appears more than once"]),
     ("dup-columns.tsv", "id\ta\tid\n1\t2\t3\n", None, InvalidInput, ["column 'id' appears more than once"]),
+    (
+        "dup-fields.jsonl",
+        '{"id": 1, "a": 2}\n{"id": 2, "a": 3, "a": 4}\n',
+        "id",
+        InvalidInput,
+        ["line 2", "'a'"],
+    ),
+    (
+        "dup-columns.parquet",
+        _parquet_bytes(["id", "a", "a"]),
+        "id",
+        InvalidInput,
+        ["column 'a' appears more"],
+    ),
     (
         "dup-columns.csv.gz",
         gzip.compress(b"id,a,b,a\n1,2,3,4\n"),

@@ -103,7 +103,7 @@ def _parse(f, fmt: str, src: str, reopen: Callable[[], Any]):  # type: ignore[no
         if fmt in ("csv", "tsv"):
             return _read_delimited(f, fmt, src), None
         if fmt == "parquet":
-            return _read_parquet(f), None
+            return _read_parquet(f, src), None
         return _read_jsonl(f, src)
     except pd.errors.EmptyDataError as e:
         raise InvalidInput(f"{src}: the file has no columns") from e
@@ -118,11 +118,13 @@ def _parse(f, fmt: str, src: str, reopen: Callable[[], Any]):  # type: ignore[no
         raise InvalidInput(f"{src}: not a readable {fmt} file: {e}") from e
 
 
-def _read_parquet(f) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+def _read_parquet(f, src: str) -> pd.DataFrame:  # type: ignore[no-untyped-def]
     """The file's columns held as the Arrow arrays it has (pd.ArrowDtype), so
     that storing them gives back its types and values: through numpy, NaN
     became null, nullable integers floats, decimal128(10, 2) decimal128(3, 2)
     and a struct<a: int64> with a null row struct<a: double>."""
+    _unique_columns(pq.read_schema(f).names, src)  # (Arrow's own error names no column)
+    f.seek(0)
     return pq.read_table(f).to_pandas(types_mapper=_as_arrow)
 
 
@@ -263,7 +265,7 @@ def _read_jsonl(f, src: str):  # type: ignore[no-untyped-def]
         if not raw.strip():
             continue
         try:
-            rec = json.loads(raw)
+            rec = json.loads(raw, object_pairs_hook=partial(_object, src, n))
         except json.JSONDecodeError as e:
             raise InvalidInput(f"{src}: malformed JSON on line {n}: {e.msg}") from e
         if not isinstance(rec, dict):
@@ -271,6 +273,16 @@ def _read_jsonl(f, src: str):  # type: ignore[no-untyped-def]
         records.append(rec)
         lines.append(n)
     return pd.DataFrame.from_records(records), lambda: lines
+
+
+def _object(src: str, line: int, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object that names no field twice (json.loads keeps the last)."""
+    out: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in out:
+            raise InvalidInput(f"{src}: line {line}: field '{name}' appears more than once")
+        out[name] = value
+    return out
 
 
 def check_key(table: LoadedTable, key: str, role: str = "key") -> None:

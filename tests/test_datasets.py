@@ -207,6 +207,8 @@ def test_only_an_empty_field_is_null(repo, tmp_path, suffix):  # type: ignore[no
     readers; a key or label NA is a key or label; NaN in a float column is a float."""
     import gzip
 
+    import pyarrow.parquet as pq
+
     text = 'code,name,f\nNA,NA,nan\nnull,null,1.5\nNone,None,NaN\nnan,nan,\nN/A,,inf\nUS,"",2\n'
     src = tmp_path / f"t{suffix}"
     src.write_bytes(gzip.compress(text.encode()) if suffix.endswith(".gz") else text.encode())
@@ -217,12 +219,10 @@ def test_only_an_empty_field_is_null(repo, tmp_path, suffix):  # type: ignore[no
     assert table["name"].isna().tolist() == [False] * 4 + [True, True]
     assert str(table["f"].dtype) == "float64" and table["f"].tolist()[1::4] == [1.5, 2.0]
     assert np.isinf(table["f"][4]) and table["f"].isna().tolist()[3]
-    if suffix == ".csv":  # the streaming reader keeps NaN a float, apart from the empty field's null
-        import pyarrow.parquet as pq
-
-        f = pq.read_table(repo.checkout("texts@v1", tmp_path / "out.parquet"))["f"]
-        assert f.is_null().to_pylist() == [False, False, False, True, False, False]
-        assert np.isnan(f.to_numpy(zero_copy_only=False)[[0, 2]]).all()
+    # both readers keep NaN a float, apart from the empty field's null
+    f = pq.read_table(repo.checkout("texts@v1", tmp_path / "out.parquet"))["f"]
+    assert f.is_null().to_pylist() == [False, False, False, True, False, False]
+    assert np.isnan(f.to_numpy(zero_copy_only=False)[[0, 2]]).all()
     labels = tmp_path / f"labels{suffix}"
     body = "code,label\nNA,NA\nUS,null\n"
     labels.write_bytes(gzip.compress(body.encode()) if suffix.endswith(".gz") else body.encode())

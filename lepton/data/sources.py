@@ -239,7 +239,8 @@ def _float_texts(frame: pd.DataFrame) -> pd.DataFrame:
             floats = pa.array(col.to_numpy(object), pa.large_string(), from_pandas=True).cast(pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue
-        frame[name] = floats.to_numpy(zero_copy_only=False)
+        # held as Arrow's doubles: a NaN stays apart from the empty field's null when stored
+        frame[name] = pd.Series(pd.arrays.ArrowExtensionArray(floats), index=frame.index)
     return frame
 
 

@@ -4,6 +4,7 @@ the same rows one id however they were read."""
 from __future__ import annotations
 
 import gzip
+import uuid
 
 import numpy as np
 import pandas as pd
@@ -102,7 +103,7 @@ def test_the_same_labels_read_another_way_are_no_new_version(repo, tmp_path):  #
 
 
 def test_status_of_a_file_found_to_hold_the_latest_rows_is_unchanged(repo, tmp_path):  # type: ignore[no-untyped-def]
-    mark = tmp_path.name  # rows of this test only: the state cache may outlive tmp_path (s3 stores)
+    mark = uuid.uuid4().hex  # rows of this run only: the state cache may outlive tmp_path (s3 stores)
     plain = tmp_path / "s1.csv"
     plain.write_text(f"id,v\n1,{mark}\n2,b\n")
     repo.snapshot_data("st", plain, key="id")

@@ -312,13 +312,8 @@ def _fetch(store: ObjectStore, key: str) -> bytes | str:
             if is_missing_bucket(e):
                 raise
             return "missing"
-    content = packing.content_of(key, data)
-    if content is not None:
-        return content
-    actual = hashing.hash_bytes(data)
-    if actual != key:
-        return f"corrupt: content hashes to {actual}"
-    return data
+    content, actual = packing.verified(key, data)
+    return content if actual is None else f"corrupt: content hashes to {actual}"
 
 
 def _reader(store: ObjectStore) -> Callable[[str], Manifest | str]:

@@ -229,13 +229,10 @@ class ObjectStore:
     def _checked(self, key: str, data: bytes) -> bytes:
         """An object's stored bytes as its content (a packed one unpacked),
         refused and quarantined unless that hashes to its key."""
-        content = packing.content_of(key, data)
-        if content is not None:
-            return content
-        actual = hashing.hash_bytes(data)
-        if actual != key:
+        content, actual = packing.verified(key, data)
+        if actual is not None:
             self._refuse(key, actual)
-        return data
+        return content
 
     def prefetch(self, keys: Iterable[str]) -> None:
         """Local stores: have the kernel read these objects into the page

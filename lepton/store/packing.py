@@ -115,6 +115,16 @@ def content_of(key: str, stored: bytes) -> bytes | None:
     return content if content is not None and hashing.hash_bytes(content) == key else None
 
 
+def verified(key: str, stored: bytes) -> tuple[bytes, str | None]:
+    """(content, None) where ``stored`` is the object ``key`` (a packed one
+    unpacked), else (``stored``, what it hashes to)."""
+    content = content_of(key, stored)
+    if content is not None:
+        return content, None
+    actual = hashing.hash_bytes(stored)
+    return stored, (None if actual == key else actual)
+
+
 def read_on(src: BinaryIO, first: bytes) -> bytes:
     """``first``, an object's opening bytes read from ``src``, and where they
     open a frame that could be a packed object, the rest of it: at most its

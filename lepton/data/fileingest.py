@@ -19,8 +19,7 @@ from lepton import pagecache
 from lepton.data import chunkparse, dupkeys, ingest, keyspan, resume, sidecars, statecache
 from lepton.data.headstart import HeadStart
 from lepton.data.linecuts import cutter
-from lepton.data.tablefiles import check_table_file
-from lepton.errors import InvalidInput
+from lepton.data.tablefiles import check_table_file, open_table_file
 from lepton.manifest import Labelset, Manifest, Parent, TableDataset, TreeDataset
 from lepton.store.fs import Location
 from lepton.store.objects import ObjectStore
@@ -183,7 +182,7 @@ def _ingest(
     checked = time.time_ns()
     before = statecache.local_file(path) if location.is_local else None
     try:
-        with _open(location, path) as opened:
+        with open_table_file(location, path, path) as opened:
             cold = head.cold if head is not None and head.is_for(path) else None  # (it fills the cache)
             stream = pagecache.drop_behind(opened, cold) if location.is_local else opened  # if cold
             header = stream.readline()
@@ -223,13 +222,6 @@ def _ingest(
         return got, SourceRead(before, recorder.key(), checked), kept
     except ingest.Fallback:  # (the recorder's too: no state where it adopted one)
         return None
-
-
-def _open(location: Location, path: str) -> Any:
-    try:
-        return location.fs.open(path, "rb")
-    except OSError as e:  # a file its checks passed that cannot be opened (permissions, say)
-        raise InvalidInput(f"{path}: cannot read: {e.strerror or e}") from e
 
 
 def _settled(head: HeadStart) -> bool:

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lepton.data.chunkparse import NULL_VALUES
-from lepton.data.tablefiles import check_table_file
+from lepton.data.tablefiles import check_table_file, open_table_file
 from lepton.errors import InvalidInput, NotFound
 from lepton.store.fs import Location
 
@@ -60,11 +60,7 @@ def read_table(location: Location, path: str, label: str | None = None) -> Loade
     src = label or path
     fs = location.fs
     fmt = check_table_file(location, path, src)
-    try:
-        opened = fs.open(path, "rb", compression="infer")
-    except OSError as e:  # a file its checks passed that cannot be opened (permissions, say)
-        raise InvalidInput(f"{src}: cannot read: {e.strerror or e}") from e
-    with opened as f:
+    with open_table_file(location, path, src, compression="infer") as f:
         frame, lines = _parse(f, fmt, src, partial(fs.open, path, "rb", compression="infer"))
     if fmt in ("csv", "tsv"):  # blank lines and quoted newlines shift line numbers
         lines = partial(_delimited_lines, fs, path, "," if fmt == "csv" else "\t")

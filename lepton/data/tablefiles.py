@@ -3,6 +3,8 @@ before anything reads one (kept apart from the readers, which need pandas)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from lepton.errors import InvalidInput, NotFound
 from lepton.store.fs import Location
 
@@ -23,6 +25,16 @@ def table_format(path: str) -> str:
             return fmt
     known = ", ".join(sorted(TABLE_FORMATS))
     raise InvalidInput(f"{path}: unknown table format; use one of {known} (optionally .gz)")
+
+
+def open_table_file(location: Location, path: str, src: str, **options: Any) -> Any:
+    """``path`` opened to be read (``options``: fsspec's, e.g. compression);
+    a file its checks passed that cannot be opened (permissions, say) is one
+    InvalidInput naming it."""
+    try:
+        return location.fs.open(path, "rb", **options)
+    except OSError as e:
+        raise InvalidInput(f"{src}: cannot read: {e.strerror or e}") from e
 
 
 def check_table_file(location: Location, path: str, src: str) -> str:

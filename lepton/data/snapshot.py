@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lepton.data.chunks import read_chunks, write_chunks
+from lepton.data.chunks import write_chunks
 from lepton.data.patches import read_chunk
 from lepton.data.sources import MAX_LISTED, LoadedTable, check_key
 from lepton.errors import InvalidInput
@@ -36,28 +36,22 @@ def snapshot_table(
     return TableDataset(name=name, key=key, columns=columns, rows=len(table.frame), chunks=chunks)
 
 
-def dataset_keys(store: ObjectStore, dataset: Manifest, ref: str) -> pd.Series:
-    """The sample ids of a dataset: its key column, or its file paths."""
-    if isinstance(dataset, TreeDataset):
-        return pd.Series([f.path for f in dataset.files])
-    if isinstance(dataset, TableDataset):
-        if dataset.key is None:
-            raise InvalidInput(
-                f"dataset {ref} has no key column, so labels cannot point at its rows; "
-                "snapshot it again with --key COLUMN"
-            )
-        return read_chunks(store, dataset.chunks, [dataset.key])[dataset.key]
-    raise InvalidInput(f"{ref} is a {dataset.kind}, not a dataset")
-
-
 def sample_ids(store: ObjectStore, dataset: Manifest, ref: str) -> pa.ChunkedArray:
-    """A dataset's sample ids as stored, with their type (see dataset_keys)."""
-    if isinstance(dataset, TableDataset) and dataset.key is not None:
-        tables = [read_chunk(store, c, [dataset.key]) for c in dataset.chunks]
-        if tables:
-            return pa.concat_tables(tables).column(dataset.key)
-        return pa.chunked_array([], pa.large_string())  # no rows: no key is a sample
-    return pa.chunked_array([pa.array(dataset_keys(store, dataset, ref).tolist(), pa.large_string())])
+    """The sample ids of a dataset as stored, with their type: its key
+    column, or its file paths."""
+    if isinstance(dataset, TreeDataset):
+        return pa.chunked_array([pa.array([f.path for f in dataset.files], pa.large_string())])
+    if not isinstance(dataset, TableDataset):
+        raise InvalidInput(f"{ref} is a {dataset.kind}, not a dataset")
+    if dataset.key is None:
+        raise InvalidInput(
+            f"dataset {ref} has no key column, so labels cannot point at its rows; "
+            "snapshot it again with --key COLUMN"
+        )
+    tables = [read_chunk(store, c, [dataset.key]) for c in dataset.chunks]
+    if tables:
+        return pa.concat_tables(tables).column(dataset.key)
+    return pa.chunked_array([], pa.large_string())  # no rows: no key is a sample
 
 
 def _found(keys: pd.Series, samples: pa.ChunkedArray) -> np.ndarray:

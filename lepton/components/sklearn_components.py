@@ -126,12 +126,17 @@ class SklearnComponent(Component):
         own index; a class it never saw gets probability 0."""
         out = np.asarray(self.estimator.predict_proba(x), dtype=np.float32)
         seen = np.asarray(self.estimator.classes_, dtype=np.int64)
-        width = max(self.n_classes or 0, int(seen.max()) + 1)
+        width = self._class_width()
         if len(seen) == width:  # sorted and distinct: every class, in order
             return out
         spread = np.zeros((len(out), width), dtype=np.float32)
         spread[:, seen] = out
         return spread
+
+    def _class_width(self) -> int:
+        """Columns of a final one's probabilities: every class of its wiring,
+        and at least every class it saw in training."""
+        return max(self.n_classes or 0, int(np.max(self.estimator.classes_)) + 1)
 
     def n_params(self) -> int:
         total = 0
@@ -145,8 +150,7 @@ class SklearnComponent(Component):
     def save(self) -> dict[str, bytes]:
         files = {STATE_FILE: skops_dumps(self.estimator)}
         if self.final:
-            n = max(self.n_classes or 0, int(np.max(self.estimator.classes_)) + 1)
-            files[CLASSES_FILE] = json.dumps({"n_classes": n}).encode()
+            files[CLASSES_FILE] = json.dumps({"n_classes": self._class_width()}).encode()
         return files
 
     def load(self, files: dict[str, bytes]) -> None:

@@ -286,13 +286,13 @@ def _retry_locked(fn, timeout: float = BUSY_TIMEOUT_S):  # type: ignore[no-untyp
 # ---- keys of local files, through the cache ------------------------------------------
 def hash_local(f: LocalFile) -> str | None:
     """The file's key, or None if it changed while being read (then not to be cached)."""
-    with open_source(f.path, f.path) as stream:
+    with open_to_read(f.path, f.path) as stream:
         key, _ = hashing.hash_stream(stream)
         same = stat_of(os.fstat(stream.fileno())) == f.stat
     return key if same else None
 
 
-def open_source(path: str, what: str) -> io.FileIO:
+def open_to_read(path: str, what: str) -> io.FileIO:
     """A listed file opened to be read (unbuffered: a read is one read(2));
     one that cannot be (permissions, removed since it was listed) is one
     InvalidInput naming it as ``what``."""
@@ -315,7 +315,7 @@ def racy_window(mtime_ns: int) -> int:
 
 
 def hash_path(path: str) -> str:
-    with open_source(path, path) as stream:
+    with open_to_read(path, path) as stream:
         return hashing.hash_stream(stream)[0]
 
 

@@ -32,7 +32,7 @@ from lepton.data.statecache import (
     hash_local,
     hash_path,
     key_of,
-    open_source,
+    open_to_read,
     scan_local,
     stat_of,
 )
@@ -182,7 +182,7 @@ def _put_local(
     progress: Progress | None,
     f: LocalFile,
 ) -> FileEntry:
-    with open_source(f.path, f"{label}: {f.rel}") as stream:
+    with open_to_read(f.path, f"{label}: {f.rel}") as stream:
         entry = _put(store, staging, known, f.rel, f.size, stream)
         if stat_of(os.fstat(stream.fileno())) != f.stat:
             raise InvalidInput(f"{label}: {f.rel} changed while it was being stored; snapshot again")
